@@ -13,23 +13,51 @@ import numpy as np
 
 from .._exceptions import DataError
 
-__all__ = ["check_arrays", "split_batch"]
+__all__ = [
+    "check_arrays",
+    "check_features",
+    "check_targets",
+    "class_weight_to_sample_weight",
+    "split_batch",
+]
 
 
 def split_batch(batch: Any, where: str) -> tuple[Any, Any, Any]:
     """Unpack ``(x, y)`` or ``(x, y, sample_weight)``; anything else is a DataError."""
     if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
-        kind = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(
-            batch, tuple | list) else f"a {type(batch).__name__}"
         raise DataError(
-            f"{where}: expected a tuple (x, y) or (x, y, sample_weight); received {kind}"
+            f"{where}: expected a tuple (x, y) or (x, y, sample_weight); "
+            f"received {_describe(batch)}"
         )
     x, y, *rest = batch
     return x, y, (rest[0] if rest else None)
 
 
+def _describe(obj: Any) -> str:
+    """A short account of a value that is not what we expected."""
+    kind = type(obj).__name__
+    if isinstance(obj, dict):
+        keys = [str(k) for k in list(obj)[:8]]
+        return f"a {kind} with keys {keys} (dicts of named inputs are not supported)"
+    if isinstance(obj, str | bytes):
+        text = repr(obj if len(obj) <= 40 else obj[:40])
+        return f"a {kind} {text}{'...' if len(obj) > 40 else ''}"
+    if isinstance(obj, tuple | list):
+        return f"a {kind} of length {len(obj)}"
+    return f"a {kind}"
+
+
 def _as_numeric(a: Any, role: str, where: str) -> np.ndarray:
-    arr = np.asarray(a) if not isinstance(a, np.ndarray) else a
+    if isinstance(a, dict | str | bytes):
+        raise DataError(f"{where}: {role} must be a numeric array; received {_describe(a)}")
+    try:
+        arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        # numpy refuses ragged nested lists ("inhomogeneous shape") and odd objects
+        raise DataError(
+            f"{where}: {role} cannot be made into one numeric array (are its rows of "
+            f"different lengths?); received {_describe(a)}: {exc}"
+        ) from exc
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
     ):
@@ -87,3 +115,125 @@ def check_arrays(
                 f"{where}: sample_weight must be non-negative; received {sw[sw < 0][0]}"
             )
     return xa, ya, sw
+
+
+def class_weight_to_sample_weight(
+    y: np.ndarray,
+    class_weight: dict[int, float],
+    sample_weight: np.ndarray | None = None,
+    *,
+    where: str = "batch",
+) -> np.ndarray:
+    """Each sample's weight times the weight of its target class (Keras's rule).
+
+    The class is the label itself for sparse targets (rounded, as Keras does),
+    the argmax for one-hot targets. Classes missing from ``class_weight`` weigh 1.
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            f"class_weight must be a dict mapping class index to weight; "
+            f"received {type(class_weight).__name__}"
+        )
+    classes = _target_classes(np.asarray(y))
+    table = np.ones(max(max(class_weight, default=0), int(classes.max(initial=0))) + 1)
+    for index, weight in class_weight.items():
+        if int(index) < 0:
+            raise ValueError(f"class_weight keys must be class indices >= 0; received {index}")
+        table[int(index)] = float(weight)
+    if (classes < 0).any():
+        raise DataError(f"{where}: class_weight needs labels >= 0; received {classes.min()}")
+    weights = table[classes]
+    return weights if sample_weight is None else weights * sample_weight
+
+
+def _target_classes(y: np.ndarray) -> np.ndarray:
+    if y.ndim > 1 and y.shape[-1] != 1:
+        return np.argmax(y, axis=-1).reshape(len(y))
+    return np.rint(y.reshape(len(y))).astype(np.int64)
+
+
+def check_features(x: np.ndarray, expected: tuple[int, ...], *, where: str = "batch") -> None:
+    """Raise DataError unless each sample of ``x`` has the model's input shape."""
+    if x.shape[1:] != expected:
+        raise DataError(
+            f"{where}: x has feature shape {x.shape[1:]} but the model expects {expected}. "
+            f"Received: x with shape {x.shape}"
+        )
+
+
+def check_targets(
+    y: np.ndarray, output_shape: tuple[int, ...], kind: str | None, *, where: str = "batch"
+) -> np.ndarray:
+    """Check targets against the model's output; return them shaped for the loss.
+
+    Args:
+        y: targets that passed :func:`check_arrays`.
+        output_shape: the model's output shape without the batch dimension.
+        kind: ``"sparse"`` (integer class labels), ``"categorical"`` (one-hot or
+            soft labels), ``"binary"`` (values in [0, 1]), ``"regression"``, or
+            ``None`` for a loss that checks its own targets (only lengths are known).
+        where: the start of every error message.
+
+    Returns:
+        Sparse labels as int64 of shape ``(n, *output_shape[:-1])``; other targets
+        of shape ``(n, *output_shape)`` (``(n,)`` is accepted for an output of
+        ``(1,)``, as Keras does). Dtypes other than int64 are left to the caller.
+    """
+    if kind == "sparse":
+        return _check_sparse(y, output_shape, where)
+    if kind is None:
+        return y
+    expected = (len(y), *output_shape)
+    if y.shape != expected:
+        if y.ndim == 1 and output_shape == (1,):
+            y = y.reshape(expected)
+        else:
+            raise DataError(
+                f"{where}: y has shape {y.shape[1:]} per sample but the model outputs "
+                f"{output_shape}. Received: y with shape {y.shape}"
+            )
+    _check_finite(y, "y", where)
+    if kind == "binary" and ((y < 0) | (y > 1)).any():
+        bad = _first_index((y < 0) | (y > 1))
+        raise DataError(
+            f"{where}: binary targets must be in [0, 1]; received {y[bad]} at index "
+            f"{_fmt(bad)}"
+        )
+    return y
+
+
+def _check_sparse(y: np.ndarray, output_shape: tuple[int, ...], where: str) -> np.ndarray:
+    expected = (len(y), *output_shape[:-1])
+    if y.shape != expected and y.shape == (*expected, 1):
+        y = y.reshape(expected)
+    if y.shape != expected:
+        raise DataError(
+            f"{where}: sparse labels must have shape {expected} (one class index per "
+            f"sample) for a model output of {output_shape}. Received: y with shape {y.shape}"
+        )
+    if np.issubdtype(y.dtype, np.floating):
+        _check_finite(y, "y", where)
+        fractional = y != np.rint(y)
+        if fractional.any():
+            bad = _first_index(fractional)
+            raise DataError(
+                f"{where}: sparse labels must be integers; received {y[bad]} at index "
+                f"{_fmt(bad)}"
+            )
+    units = output_shape[-1] if output_shape else 1
+    outside = (y < 0) | (y >= units)
+    if outside.any():
+        bad = _first_index(outside)
+        raise DataError(
+            f"{where}: label {y[bad]} at index {_fmt(bad)} is outside the model's output "
+            f"range [0, {units}). Received: y[{_fmt(bad)}] = {y[bad]}"
+        )
+    return y.astype(np.int64, copy=False)
+
+
+def _first_index(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def _fmt(index: tuple[int, ...]) -> str:
+    return str(index[0]) if len(index) == 1 else str(index)

@@ -29,8 +29,9 @@ Shape = tuple[int, ...]
 class Layer:
     """Base class. Subclasses implement ``build``, ``forward`` and ``backward``."""
 
-    #: names of ``params`` then ``state`` entries, e.g. ("kernel", "bias")
-    weight_names: ClassVar[tuple[str, ...]] = ()
+    #: names of ``params`` then ``state`` entries, e.g. ("kernel", "bias"); a layer
+    #: whose weights depend on its arguments sets it per instance
+    weight_names: tuple[str, ...] = ()
     _counter: ClassVar[dict[str, int]] = {}
 
     def __init__(self, name: str | None = None) -> None:
