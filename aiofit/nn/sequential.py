@@ -35,6 +35,12 @@ class Sequential(Model):
 
     def __init__(self, layers: Iterable[Layer] | None = None, *, seed: int | None = None,
                  dtype: Any = "float32", name: str | None = None) -> None:
+        if isinstance(layers, Layer | str) or (
+                layers is not None and not isinstance(layers, Iterable)):
+            raise TypeError(
+                "Sequential takes a list of layers, e.g. Sequential([layers.Dense(2)]). "
+                f"Received: layers={layers!r} (of type {type(layers).__name__})"
+            )
         super().__init__(seed=seed, dtype=dtype, name=name or self._auto_name())
         self._declared_shape: tuple[int, ...] | None = None
         for layer in layers or ():

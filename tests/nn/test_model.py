@@ -276,6 +276,12 @@ def test_add_rejects_non_layers_late_inputs_and_duplicate_names() -> None:
         model.add(layers.Dense(3, name="d"))
 
 
+@pytest.mark.parametrize("bad", [layers.Dense(2), "dense", 3])
+def test_sequential_wants_a_list_of_layers(bad: Any) -> None:
+    with pytest.raises(TypeError, match=r"list of layers.*Received: layers="):
+        Sequential(bad)
+
+
 def test_compile_checks_its_arguments() -> None:
     model = _classifier()
     with pytest.raises(TypeError, match="metrics='accuracy'"):
@@ -374,6 +380,18 @@ def test_set_weights_names_batch_normalization_statistics() -> None:
     bad = model.get_weights()
     bad[3] = np.ones(4)
     with pytest.raises(ValueError, match="bn/moving_variance"):
+        model.set_weights(bad)
+
+
+@pytest.mark.parametrize(("index", "label"), [(0, "bn/beta"), (1, "bn/moving_mean")])
+def test_set_weights_names_the_weights_of_a_layer_without_scale(index: int, label: str) -> None:
+    # BatchNormalization(scale=False) has no gamma: its names are set per instance.
+    model = Sequential([layers.Input(shape=(3,)), layers.BatchNormalization(scale=False,
+                                                                            name="bn")])
+    bad = model.get_weights()
+    assert len(bad) == 3  # beta, moving_mean, moving_variance
+    bad[index] = np.ones(5)
+    with pytest.raises(ValueError, match=rf"Weight {label} of layer 'bn' expects .*\(3,\)"):
         model.set_weights(bad)
 
 

@@ -1,0 +1,46 @@
+"""split_batch / check_arrays: batches that are not arrays get a DataError naming them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aiofit import DataError
+from aiofit.nn.validation import check_arrays, split_batch
+
+
+@pytest.mark.parametrize(
+    ("batch", "received"),
+    [
+        ({"x": np.zeros((2, 1)), "y": np.zeros(2)},
+         r"received a dict with keys \['x', 'y'\] \(dicts of named inputs are not supported\)"),
+        ("xy", "received a str 'xy'"),
+        (b"xyz", "received a bytes b'xyz'"),
+        ("z" * 100, "received a str '" + "z" * 40 + r"'\.\.\.$"),
+        ([np.zeros(2)] * 4, "received a list of length 4"),
+        (np.zeros((2, 2)), "received a ndarray"),
+    ],
+)
+def test_split_batch_names_what_it_received(batch: Any, received: str) -> None:
+    with pytest.raises(DataError, match=rf"^batch 7 of epoch 2: expected a tuple .*{received}"):
+        split_batch(batch, "batch 7 of epoch 2")
+
+
+def test_a_ragged_batch_is_a_data_error_not_numpys_value_error() -> None:
+    with pytest.raises(DataError, match=r"^batch 3: x cannot be made into one numeric") as info:
+        check_arrays([[1, 2], [3]], [0, 1], where="batch 3")
+    assert "received a list of length 2" in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)  # numpy's own message is kept
+
+
+@pytest.mark.parametrize("role", ["x", "y", "sample_weight"])
+@pytest.mark.parametrize(
+    ("bad", "received"), [({"a": 1}, r"a dict with keys \['a'\]"), ("ab", "a str 'ab'")]
+)
+def test_dicts_and_strings_name_the_role(role: str, bad: Any, received: str) -> None:
+    args = {"x": np.zeros((2, 1)), "y": np.zeros(2), "sample_weight": np.ones(2), role: bad}
+    expected = rf"^here: {role} must be a numeric array; received {received}"
+    with pytest.raises(DataError, match=expected):
+        check_arrays(args["x"], args["y"], args["sample_weight"], where="here")
