@@ -1,0 +1,250 @@
+"""The compute worker: one thread that runs every numpy step of one engine call.
+
+The model's steps are synchronous numpy work; running them on the event loop
+would stall every other task for the length of a step. ``anyio.to_thread``
+pays a pool hand-off per call and leaves idle pool threads behind, so the
+engine keeps a single dedicated thread for the whole call instead, fed by a
+:class:`queue.SimpleQueue`.
+
+Submitting and waiting are separate (:meth:`ComputeWorker.submit`, then
+:meth:`ComputeWorker.wait`), so the engine can queue several steps or fetch
+the next batch while a step computes. A finished step stores its outcome on
+its job; the thread wakes the event loop only if a task is already waiting for
+that job, with the cheapest thread-safe primitive of the backend:
+``call_soon_threadsafe`` resolving a future on asyncio (and uvloop),
+``TrioToken.run_sync_soon`` rescheduling the task on trio. Every wake-up costs
+a thread switch (and a GIL hand-off), so not waking a loop that is not waiting
+is what keeps the engine's overhead per batch small.
+
+A step cannot be interrupted half-way (it would leave the weights half
+updated), so leaving the worker, even by cancellation, waits for the step in
+flight to finish and for the thread to exit: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import sniffio
+
+__all__ = ["ComputeWorker", "Job", "job_result"]
+
+# A job's result travels as (value, exception); exactly one is meaningful.
+_Outcome = tuple[Any, BaseException | None]
+_STOP = object()
+
+
+class Job:
+    """One submitted call: its outcome once finished, and who waits for it."""
+
+    __slots__ = ("args", "fn", "outcome", "waiter")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn: Callable[..., Any] | None = fn
+        self.args: tuple[Any, ...] = args
+        self.outcome: _Outcome | None = None
+        self.waiter: Any = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has finished (its outcome is ready)."""
+        return self.outcome is not None
+
+
+class ComputeWorker:
+    """Run synchronous callables one at a time, in order, in a thread owned by this object.
+
+    Example:
+        >>> async with ComputeWorker() as worker:
+        ...     job = worker.submit(model.train_on_batch, x, y)
+        ...     batch = await next_batch()          # overlaps with the step
+        ...     logs = await worker.wait(job)
+
+    Jobs never run concurrently, which is what :class:`aiofit.Trainable`
+    promises its models.
+    """
+
+    def __init__(self, name: str = "aiofit-compute") -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._backend: _Backend | None = None
+
+    async def __aenter__(self) -> ComputeWorker:
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} can only be entered once")
+        self._backend = _current_backend()
+        self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the thread after the jobs already submitted; idempotent."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        stop = Job(_stop, ())
+        self._jobs.put(stop)
+        with anyio.CancelScope(shield=True):
+            # Finished only after every earlier job, so the join returns at once.
+            await self.wait(stop)
+        thread.join()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Job:
+        """Queue ``fn(*args)`` for the thread; returns the job to :meth:`wait` on."""
+        if self._backend is None or self._thread is None or not self._thread.is_alive():
+            raise RuntimeError(f"{self._name} is not running; use it as `async with`")
+        job = Job(fn, args)
+        self._jobs.put(job)
+        return job
+
+    async def wait(self, job: Job) -> Any:
+        """Return (or raise) the outcome of a submitted job, suspending until it is done."""
+        await self.until_done(job)
+        return job_result(job)
+
+    async def until_done(self, job: Job) -> None:
+        """Suspend until ``job`` has finished (and so has every job before it)."""
+        if job.outcome is None:
+            assert self._backend is not None
+            with self._lock:
+                if job.outcome is None:
+                    job.waiter = self._backend.waiter()
+            if job.waiter is not None:
+                await self._backend.sleep(job)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``submit`` then ``wait``: run ``fn(*args)`` in the thread."""
+        return await self.wait(self.submit(fn, *args))
+
+    def discard(self, job: Job) -> None:
+        """Forget a job nobody will wait for any more."""
+        if self._backend is not None:
+            self._backend.forget(job)
+
+    def _serve(self) -> None:
+        backend = self._backend
+        assert backend is not None
+        while True:
+            job = self._jobs.get()
+            fn, args = job.fn, job.args
+            job.fn, job.args = None, ()  # drop the batch once it has been used
+            try:
+                outcome: _Outcome = (fn(*args), None)  # type: ignore[misc]
+            except BaseException as exc:  # delivered to the awaiting task, re-raised there
+                outcome = (None, exc)
+            with self._lock:
+                job.outcome = outcome
+                waiter = job.waiter
+            if waiter is not None:
+                backend.wake(job, waiter)
+            if fn is _stop:
+                return
+            del outcome, fn, args, job, waiter
+
+
+def job_result(job: Job) -> Any:
+    """The value a finished job returned, or raise what it raised."""
+    value, exc = job.outcome  # type: ignore[misc]
+    if exc is not None:
+        raise exc
+    return value
+
+
+def _stop() -> None:
+    return None
+
+
+class _Backend:
+    def waiter(self) -> Any:
+        """A token for the current task to sleep on (made on the event loop thread)."""
+        raise NotImplementedError
+
+    async def sleep(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        """Called from the worker thread once ``job.outcome`` is set."""
+        raise NotImplementedError
+
+    def forget(self, job: Job) -> None:
+        raise NotImplementedError
+
+
+class _AsyncioBackend(_Backend):
+    def __init__(self) -> None:
+        import asyncio
+
+        self._loop = asyncio.get_running_loop()
+
+    def waiter(self) -> Any:
+        return self._loop.create_future()
+
+    async def sleep(self, job: Job) -> None:
+        await job.waiter
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        self._loop.call_soon_threadsafe(_settle, waiter)
+
+    def forget(self, job: Job) -> None:
+        if job.waiter is not None:
+            job.waiter.cancel()
+
+
+def _settle(future: Any) -> None:
+    if not future.done():  # a cancelled waiter wants nothing
+        future.set_result(None)
+
+
+class _TrioBackend(_Backend):
+    def __init__(self) -> None:
+        import outcome
+        import trio
+
+        self._lowlevel = trio.lowlevel
+        self._token = trio.lowlevel.current_trio_token()
+        self._value = outcome.Value
+
+    def waiter(self) -> Any:
+        return self._lowlevel.current_task()
+
+    async def sleep(self, job: Job) -> None:
+        def abort(_raise_cancel: Any) -> Any:
+            job.waiter = None  # on the trio thread, like _settle: no race
+            return self._lowlevel.Abort.SUCCEEDED
+
+        await self._lowlevel.wait_task_rescheduled(abort)
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        self._token.run_sync_soon(self._settle, job, waiter)
+
+    def _settle(self, job: Job, task: Any) -> None:
+        if job.waiter is task:
+            job.waiter = None
+            self._lowlevel.reschedule(task, self._value(None))
+
+    def forget(self, job: Job) -> None:
+        job.waiter = None
+
+
+def _current_backend() -> _Backend:
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return _AsyncioBackend()
+    if library == "trio":
+        return _TrioBackend()
+    raise RuntimeError(f"aiofit runs on asyncio or trio. Received: event loop {library!r}")

@@ -1,0 +1,313 @@
+"""The batch loop shared by fit, evaluate and predict.
+
+One coroutine drives one epoch, in one of two ways:
+
+* **lockstep**: fire the batch-begin hook, hand the step to the compute thread,
+  await it, fire the batch-end hook. Used whenever a callback may steer the
+  run between batches (stop it, change the learning rate...), and for streamed
+  sources, whose latency the pipeline's producers already overlap with the
+  step. An in-memory source is sliced and checked while the step computes.
+* **ahead**: for an in-memory source when no callback listens between batches
+  (or only observers: the progress bar, History), steps are queued on the
+  compute thread (up to :data:`AHEAD`), so it goes from one step to the next without
+  waiting for the event loop to wake up and hand it the next batch, and the
+  loop wakes once per half queue rather than once per step. Each step still
+  starts only if ``stop_training`` is false and no earlier step failed, so what
+  trains is exactly what lockstep would train. Cancelling drops the queue: the
+  step running finishes, and queued steps stop as soon as the engine task sees
+  the cancellation.
+
+Either way results, hooks and errors come in batch order: an error met while
+fetching batch ``i + 1`` is raised after batch ``i`` has finished, at its own
+position, and an error of a step is raised at that step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from .._exceptions import DataError
+from ..callbacks import CallbackList, History, ProgbarLogger
+from .compute import ComputeWorker, Job, job_result
+from .epoch_stream import DirectEpoch
+
+__all__ = [
+    "AHEAD",
+    "Batch",
+    "Phase",
+    "aclose",
+    "drive",
+    "first_batch",
+    "original_errors",
+    "unwrapped",
+]
+
+Batch = tuple[Any, Any, Any]
+Hook = Callable[[int, dict[str, Any]], Awaitable[None]]
+#: The most steps queued on the compute thread at once in "ahead" mode...
+AHEAD = 64
+#: ...and the most bytes of batches they may hold: big batches mean long steps,
+#: which need no deep queue to keep the thread busy.
+AHEAD_BYTES = 32 * 2**20
+_SKIPPED = object()
+_NOT_FETCHED = object()
+# Callbacks that only watch batches go by; they never steer the run between them.
+_OBSERVERS = (ProgbarLogger, History)
+
+
+@dataclass
+class Phase:
+    """What one kind of epoch (train, test, predict) does with each batch.
+
+    Attributes:
+        step: ``step(x, y, sample_weight)``, run in the compute thread.
+        begin: The batch-begin hook name on the CallbackList.
+        end: The batch-end hook name.
+        record: ``record(result, size)`` keeps a step's result (for the epoch
+            means, or the predictions).
+        where: Names batch ``index`` for a DataError raised by the model.
+        stop: Checked after each batch (and before each queued step); true ends
+            the epoch.
+    """
+
+    step: Callable[[Any, Any, Any], Any]
+    begin: str
+    end: str
+    record: Callable[[Any, int], None]
+    where: Callable[[int], str]
+    stop: Callable[[], bool] = lambda: False
+    predicting: bool = False
+
+    def end_logs(self, index: int, size: int, result: Any) -> dict[str, Any]:
+        """The batch-end logs: the step's logs, or its predictions as ``outputs``."""
+        if self.predicting:
+            return {"batch": index, "size": size, "outputs": result}
+        return {"batch": index, "size": size, **result}
+
+
+async def first_batch(batches: AsyncIterator[Batch]) -> Batch | None:
+    """The next batch, or ``None`` when the epoch has no more."""
+    try:
+        return await batches.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def aclose(batches: AsyncIterator[Batch]) -> None:
+    """Close an epoch's batch iterator, even while the caller is being cancelled."""
+    close = getattr(batches, "aclose", None)
+    if close is not None:
+        with anyio.CancelScope(shield=True):
+            await close()
+
+
+async def drive(
+    batches: AsyncIterator[Batch],
+    first: Batch | None,
+    worker: ComputeWorker,
+    cbs: CallbackList,
+    phase: Phase,
+) -> int:
+    """Run ``phase.step`` on ``first`` and every later batch; returns how many ran."""
+    begin = getattr(cbs, phase.begin) if cbs.overrides(phase.begin) else None
+    end = getattr(cbs, phase.end) if cbs.overrides(phase.end) else None
+    if not isinstance(batches, DirectEpoch):
+        return await _lockstep(batches, first, worker, phase, begin, end, prefetch=False)
+    if _steered(cbs, phase):
+        return await _lockstep(batches, first, worker, phase, begin, end, prefetch=True)
+    return await _ahead(batches, first, worker, phase, begin, end)
+
+
+def _steered(cbs: CallbackList, phase: Phase) -> bool:
+    # Exact types: a subclass of an observer may well steer.
+    steering = CallbackList([cb for cb in cbs.callbacks if type(cb) not in _OBSERVERS])
+    return steering.overrides(phase.begin) or steering.overrides(phase.end)
+
+
+async def _lockstep(
+    batches: AsyncIterator[Batch],
+    batch: Batch | None,
+    worker: ComputeWorker,
+    phase: Phase,
+    begin: Hook | None,
+    end: Hook | None,
+    *,
+    prefetch: bool,
+) -> int:
+    # Prefetching a stream would hold this batch's end hook until the next batch
+    # arrived, so only sources that never wait (in memory) are prefetched.
+    index = 0
+    while batch is not None:
+        size = len(batch[0])
+        if begin is not None:
+            await begin(index, {"batch": index, "size": size})
+        job = worker.submit(phase.step, *batch)
+        upcoming: Any = _NOT_FETCHED
+        deferred: Exception | None = None
+        if prefetch:
+            try:
+                upcoming = await first_batch(batches)
+            except Exception as exc:  # belongs to batch index + 1: raised after this one
+                upcoming, deferred = None, exc
+            except BaseException:
+                worker.discard(job)
+                raise
+        if job.done:  # no suspension yet this batch: let other tasks (and cancellation) in
+            await anyio.lowlevel.checkpoint()
+        result = await _result(worker, job, phase, index)
+        phase.record(result, size)
+        if end is not None:
+            await end(index, phase.end_logs(index, size, result))
+        index += 1
+        if phase.stop():
+            break
+        if deferred is not None:
+            raise deferred
+        batch = await first_batch(batches) if upcoming is _NOT_FETCHED else upcoming
+    return index
+
+
+async def _ahead(
+    batches: AsyncIterator[Batch],
+    batch: Batch | None,
+    worker: ComputeWorker,
+    phase: Phase,
+    begin: Hook | None,
+    end: Hook | None,
+) -> int:
+    queue = _Queue(batches, batch, worker, phase)
+    done = 0
+    try:
+        while (job := await queue.next_done()) is not None:
+            index, size, result = job
+            if result is _SKIPPED:
+                return done
+            phase.record(result, size)
+            if begin is not None:  # observers only: they may see the step after it ran
+                await begin(index, {"batch": index, "size": size})
+            if end is not None:
+                await end(index, phase.end_logs(index, size, result))
+            done = index + 1
+            if phase.stop():
+                return done
+        if queue.deferred is not None:
+            raise queue.deferred
+        return done
+    finally:
+        queue.close()
+
+
+class _Queue:
+    """The steps queued on the compute thread in "ahead" mode, handed back in order."""
+
+    def __init__(
+        self, batches: AsyncIterator[Batch], batch: Batch | None, worker: ComputeWorker,
+        phase: Phase,
+    ) -> None:  # fmt: skip
+        self.batches, self.batch, self.worker, self.phase = batches, batch, worker, phase
+        self.gate = _Gate(phase)
+        self.pending: deque[tuple[int, int, Job]] = deque()
+        self.submitted = 0
+        self.depth = _depth(batch)
+        self.deferred: Exception | None = None  # raised once the batches before it are done
+        self.unsuspended = 0  # results handed out since this task last let others run
+
+    async def next_done(self) -> tuple[int, int, Any] | None:
+        """``(index, size, result)`` of the next step in order, or None when all are done."""
+        await self._refill()
+        pending = self.pending
+        if not pending:
+            return None
+        if not pending[0][2].done:
+            # One wake-up per half queue: each costs the thread a GIL hand-off, and
+            # it still has the other half to compute while this task hands out
+            # results and refills.
+            await self.worker.until_done(pending[(len(pending) - 1) // 2][2])
+            self.unsuspended = 0
+        elif self.unsuspended >= self.depth:
+            # The thread keeps ahead of this task: never run an epoch without yielding.
+            await anyio.lowlevel.checkpoint()
+            self.unsuspended = 0
+        self.unsuspended += 1
+        index, size, job = pending.popleft()
+        if not job.done:
+            await self.worker.until_done(job)
+        return index, size, _outcome(job, self.phase, index)
+
+    async def _refill(self) -> None:
+        while self.batch is not None and len(self.pending) < self.depth:
+            job = self.worker.submit(self.gate.run, *self.batch)
+            self.pending.append((self.submitted, len(self.batch[0]), job))
+            self.submitted += 1
+            try:
+                self.batch = await first_batch(self.batches)
+            except Exception as exc:
+                self.batch, self.deferred = None, exc
+
+    def close(self) -> None:
+        self.gate.closed = True  # queued steps that have not started yet never will
+        for _, _, job in self.pending:
+            self.worker.discard(job)
+
+
+def _depth(batch: Batch | None) -> int:
+    if batch is None:
+        return 2
+    size = sum(a.nbytes for a in batch if a is not None)
+    return max(2, min(AHEAD, AHEAD_BYTES // max(size, 1)))
+
+
+class _Gate:
+    """Runs a queued step only if nothing has asked the epoch to end before it starts."""
+
+    def __init__(self, phase: Phase) -> None:
+        self.phase = phase
+        self.closed = False
+
+    def run(self, x: Any, y: Any, sample_weight: Any) -> Any:
+        if self.closed or self.phase.stop():
+            return _SKIPPED
+        try:
+            return self.phase.step(x, y, sample_weight)
+        except BaseException:
+            self.closed = True
+            raise
+
+
+async def _result(worker: ComputeWorker, job: Job, phase: Phase, index: int) -> Any:
+    await worker.until_done(job)
+    return _outcome(job, phase, index)
+
+
+def _outcome(job: Job, phase: Phase, index: int) -> Any:
+    try:
+        return job_result(job)
+    except DataError as exc:
+        # The model checked the batch; say which batch of the stream it was.
+        raise DataError(f"{phase.where(index)}: {exc}") from exc
+
+
+def unwrapped(exc: BaseException) -> BaseException:
+    """The single exception inside (nested) one-exception groups; ``exc`` otherwise."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@contextmanager
+def original_errors() -> Iterator[None]:
+    """Let a lone error out of a task group reach the caller as itself, not as a group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf = unwrapped(group)
+        if leaf is group:
+            raise
+        raise leaf from leaf.__cause__

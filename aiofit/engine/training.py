@@ -1,0 +1,244 @@
+"""``aiofit.fit``: Keras's training loop over any source, on any anyio backend.
+
+Who owns what: the :class:`EpochIterator` owns the source (batching,
+shuffling, producers, the bounded buffer); the :class:`ComputeWorker` owns the
+thread that runs the model's steps; :func:`fit` owns the epoch structure and
+the callback hooks, and opens all three in one ``async with`` so every task and
+thread it starts is gone when it returns, however it returns.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+
+from ..callbacks import Callback, CallbackList, History
+from .compute import ComputeWorker
+from .epoch_iterator import EpochIterator
+from .evaluation import run_test_epoch
+from .logs import (
+    WeightedMeans,
+    check_positive_int,
+    check_trainable,
+    check_validation_freq,
+    resolve_verbose,
+    should_validate,
+)
+from .loop import Phase, aclose, drive, first_batch, original_errors
+
+__all__ = ["fit"]
+
+RAN_OUT = (
+    "Your input ran out of data; interrupting training. Make sure that your dataset "
+    "or generator can generate at least `steps_per_epoch * epochs` batches."
+)
+
+VAL_RAN_OUT = (
+    "The validation data ran out: no validation after epoch {}. A one-shot generator "
+    "validates once; pass a re-iterable source, or an infinite one with validation_steps."
+)
+
+
+async def fit(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int | None = None,
+    epochs: int = 1,
+    verbose: int | str = "auto",
+    callbacks: Callback | list[Callback] | None = None,
+    validation_data: Any = None,
+    validation_steps: int | None = None,
+    validation_freq: int | Collection[int] = 1,
+    validation_batch_size: int | None = None,
+    shuffle: bool = True,
+    class_weight: dict[int, float] | None = None,
+    sample_weight: Any = None,
+    initial_epoch: int = 0,
+    steps_per_epoch: int | None = None,
+    max_queue_size: int = 10,
+    workers: int = 1,
+) -> History:
+    """Train ``model`` for ``epochs`` epochs over ``x`` (Keras's ``Model.fit``).
+
+    ``model`` is any :class:`aiofit.Trainable`. ``x`` is numpy arrays (with
+    ``y`` and ``sample_weight``), an async iterable, a sync iterable (pulled in
+    a worker thread) or an indexable dataset; see the API contract for epoch
+    boundaries. The numpy steps run in one worker thread for the whole call, so
+    the event loop stays free.
+
+    Returns:
+        The run's :class:`aiofit.History`.
+
+    Raises:
+        aiofit.DataError: A batch is malformed (the message names the batch).
+        Exception: Anything a source, callback or the model raises, as itself.
+
+    Example:
+        >>> history = await aiofit.fit(model, x, y, epochs=3, verbose=0)
+        >>> history.history["loss"]
+    """
+    check_trainable(model)
+    check_positive_int("epochs", epochs, allow_none=False, minimum=0)
+    check_positive_int("initial_epoch", initial_epoch, allow_none=False, minimum=0)
+    check_positive_int("steps_per_epoch", steps_per_epoch)
+    check_positive_int("validation_steps", validation_steps)
+    check_validation_freq(validation_freq)
+    verbose = resolve_verbose(verbose)
+    rng = _model_rng(model)
+    train = EpochIterator(
+        x,
+        y,
+        sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        steps_per_epoch=steps_per_epoch,
+        class_weight=class_weight,
+        max_queue_size=max_queue_size,
+        workers=workers,
+        rng=rng,
+        role="train",
+    )
+    val = _validation_iterator(
+        validation_data,
+        validation_batch_size or batch_size,
+        validation_steps,
+        max_queue_size,
+        workers,
+        rng,
+    )
+    cbs = CallbackList(
+        callbacks,
+        add_history=True,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=train.num_batches,
+    )
+    run = _FitRun(model, cbs, train, val, validation_freq, steps_per_epoch)
+    model.stop_training = False
+    with original_errors():
+        await run.run(initial_epoch, epochs)
+    assert cbs.history is not None
+    return cbs.history
+
+
+def _model_rng(model: Any) -> np.random.Generator:
+    rng = getattr(model, "rng", None)
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng()
+
+
+def _validation_iterator(
+    data: Any, batch_size: int | None, steps: int | None, queue: int, workers: int,
+    rng: np.random.Generator,
+) -> EpochIterator | None:  # fmt: skip
+    if data is None:
+        return None
+    if isinstance(data, tuple):
+        if len(data) not in (2, 3):
+            raise ValueError(
+                "`validation_data` must be a tuple (x, y) or (x, y, sample_weight), or a "
+                f"data source. Received: a tuple of length {len(data)}"
+            )
+        vx, vy, vw = (*data, None)[:3]
+    else:
+        vx, vy, vw = data, None, None
+    return EpochIterator(
+        vx,
+        vy,
+        vw,
+        batch_size=batch_size,
+        shuffle=False,
+        steps_per_epoch=steps,
+        max_queue_size=queue,
+        workers=workers,
+        rng=rng,
+        role="validation",
+    )
+
+
+@dataclass
+class _FitRun:
+    """The state of one fit call: what the epoch loop and the exit paths share."""
+
+    model: Any
+    cbs: CallbackList
+    train: EpochIterator
+    val: EpochIterator | None
+    validation_freq: int | Collection[int]
+    steps_per_epoch: int | None
+    logs: dict[str, Any] = field(default_factory=dict)
+    validations: int = 0
+
+    async def run(self, initial_epoch: int, epochs: int) -> None:
+        began = False
+        try:
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(self.train)
+                if self.val is not None:
+                    await stack.enter_async_context(self.val)
+                worker = await stack.enter_async_context(ComputeWorker())
+                began = True
+                await self.cbs.on_train_begin({})
+                await self._epochs(worker, initial_epoch, epochs)
+        except BaseException:
+            if began:
+                # Callbacks release what they hold even when cancelled or failing.
+                with anyio.CancelScope(shield=True):
+                    await self.cbs.on_train_end(self.logs)
+            raise
+        await self.cbs.on_train_end(self.logs)
+
+    async def _epochs(self, worker: ComputeWorker, initial_epoch: int, epochs: int) -> None:
+        for epoch in range(initial_epoch, epochs):
+            logs, count = await self._train_epoch(worker, epoch)
+            if logs is None:
+                warnings.warn(RAN_OUT, UserWarning, stacklevel=4)
+                return
+            if self.val is not None and should_validate(self.validation_freq, epoch):
+                val_logs = await run_test_epoch(
+                    self.model, self.cbs, worker, self.val, self.validations
+                )
+                self.validations += 1
+                if not val_logs:
+                    warnings.warn(VAL_RAN_OUT.format(epoch + 1), UserWarning, stacklevel=4)
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            await self.cbs.on_epoch_end(epoch, logs)
+            self.logs = logs
+            if self.model.stop_training:
+                return
+            if self.train.exhausted and count < (self.steps_per_epoch or 0):
+                warnings.warn(RAN_OUT, UserWarning, stacklevel=4)
+                return
+
+    async def _train_epoch(
+        self, worker: ComputeWorker, epoch: int
+    ) -> tuple[dict[str, Any] | None, int]:
+        """The epoch's training logs and batch count; ``None`` logs when it got no batch."""
+        model, cbs, means = self.model, self.cbs, WeightedMeans()
+        batches = self.train.epoch(epoch)
+        try:
+            first = await first_batch(batches)
+            if first is None:
+                return None, 0
+            await cbs.on_epoch_begin(epoch, {})
+            phase = Phase(
+                model.train_on_batch,
+                "on_train_batch_begin",
+                "on_train_batch_end",
+                means.add,
+                where=lambda i: f"batch {i} of epoch {epoch + 1}",
+                stop=lambda: bool(model.stop_training),
+            )
+            count = await drive(batches, first, worker, cbs, phase)
+        finally:
+            await aclose(batches)
+        return means.result(), count
