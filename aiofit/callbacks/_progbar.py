@@ -164,7 +164,11 @@ class Progbar:
             clock_text = f"{now - self._start:.0f}s"
         segments += [(" ", None), (clock_text, _BOLD)]
         segments.append((format_time(time_per_unit, self.unit_name) + self._metrics(), None))
-        line = "".join(text if code is None else _ansi(text, code) for text, code in segments)
+        # Colours only on a terminal: in a log file or a pipe they are noise.
+        colour = self._dynamic
+        line = "".join(
+            _ansi(text, code) if code is not None and colour else text for text, code in segments
+        )
         if not self._dynamic:
             self._write(line + "\n")
             return
