@@ -79,25 +79,19 @@ class SoftmaxRegression:
         self.W[...], self.b[...] = W, b
 
 
-def main(epochs: int = 20, batch_size: int = 32, seed: int = 0) -> float:
-    """Train on 80% of the digits, print and return the held-out accuracy."""
+async def main(epochs: int = 20, batch_size: int = 32, seed: int = 0) -> float:
+    """Train on 80% of the digits with ``aiofit.fit``; print and return the test accuracy."""
     x, y = datasets.load_digits()
     x_train, x_test, y_train, y_test = datasets.split(x, y, 0.2, seed=seed)
     model = SoftmaxRegression(x.shape[1], 10, seed=seed)
     assert isinstance(model, aiofit.Trainable)
-    rng = np.random.default_rng(seed)
-    epochs_run = 0
-    while epochs_run < epochs and not model.stop_training:
-        epochs_run += 1
-        order = rng.permutation(len(x_train))
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            model.train_on_batch(x_train[batch], y_train[batch])
-    logs = model.test_on_batch(x_test, y_test)
-    print(f"epochs: {epochs_run}  test loss: {logs['loss']:.4f}  "
+    history = await aiofit.fit(model, x_train, y_train, batch_size=batch_size,
+                               epochs=epochs, verbose=0)
+    logs = await aiofit.evaluate(model, x_test, y_test, verbose=0)
+    print(f"epochs: {len(history.epoch)}  test loss: {logs['loss']:.4f}  "
           f"test accuracy: {logs['accuracy']:.4f}")
     return logs["accuracy"]
 
 
 if __name__ == "__main__":
-    main()
+    aiofit.run(main())
