@@ -74,7 +74,11 @@ def atomic_write(
         if tmp:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError) and _names_temp(exc, directory, name):
+        # An OSError built from a message alone (no errno) would lose that message
+        # once it had a filename, so only errors from the OS get the path.
+        if isinstance(exc, OSError) and exc.strerror is not None and _names_temp(
+            exc, directory, name
+        ):
             exc.filename = target  # name the file the user asked for, not our temp file
         raise
     _fsync_dir(directory)

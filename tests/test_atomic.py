@@ -209,3 +209,12 @@ def test_check_writable_dir_refuses_a_read_only_folder(read_only_dir: Path) -> N
         check_writable_dir(read_only_dir)
     assert info.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
     assert f"Received: path='{read_only_dir}'" in str(info.value)
+
+
+def test_an_error_with_only_a_message_keeps_its_message(tmp_path: Path) -> None:
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError, match="^disk full$"), atomic_write(target) as f:
+        f.write(b"new")
+        raise OSError("disk full")
+    assert target.read_bytes() == b"old"

@@ -5,38 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import warnings
-from typing import Any
 
 import anyio
 import numpy as np
 
-from .._atomic import atomic_write, check_writable_dir
+from .._atomic import check_writable_dir
+from ..nn.saving import save_weights
 from ._monitor import Direction, check_int, check_mode, check_number, direction, is_improvement
 from .base import Callback, Logs
 
-__all__ = ["ModelCheckpoint", "load_weights", "save_weights"]
-
-
-def save_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
-    """Write ``model.get_weights()`` to ``filepath`` atomically, as a ``.npz`` (no pickle).
-
-    The arrays are stored as ``weight_0``, ``weight_1``... in ``get_weights()``
-    order; read them back with :func:`load_weights`, or by hand with
-    ``np.load(filepath, allow_pickle=False)``.
-    """
-    arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
-    with atomic_write(filepath, "wb") as file:
-        np.savez(file, **arrays)  # type: ignore[arg-type]
-
-
-def load_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
-    """Set ``model``'s weights from a file written by :func:`save_weights`.
-
-    Example:
-        >>> load_weights(model, "ckpt-03.weights.npz")
-    """
-    with np.load(filepath, allow_pickle=False) as data:
-        model.set_weights([data[f"weight_{i}"] for i in range(len(data.files))])
+__all__ = ["ModelCheckpoint"]
 
 
 class ModelCheckpoint(Callback):
@@ -57,9 +35,11 @@ class ModelCheckpoint(Callback):
         save_best_only: Only save when ``monitor`` improves on the best so far
             (or on ``initial_value_threshold``). Without placeholders in
             ``filepath``, the file then always holds the best model.
-        save_weights_only: Save only ``model.get_weights()`` with
-            :func:`save_weights` (a no-pickle ``.npz``; load it with
-            :func:`load_weights`), rather than ``model.save(filepath)``.
+        save_weights_only: Save only the weights, with
+            ``model.save_weights(filepath)`` (load them with
+            ``model.load_weights(filepath)``), rather than ``model.save(filepath)``.
+            A model without ``save_weights`` gets its ``get_weights()`` saved
+            in the same no-pickle ``.npz`` format.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (as in :class:`EarlyStopping`);
             only consulted with ``save_best_only``.
         save_freq: ``"epoch"``, or an int: save after every this many
@@ -206,10 +186,13 @@ class ModelCheckpoint(Callback):
                 "Please specify a non-directory filepath for ModelCheckpoint. "
                 f"Received: filepath={filepath!r}",
             )
-        if self.save_weights_only:
-            save_weights(self.model, filepath)
-        else:
+        own_save_weights = getattr(self.model, "save_weights", None)
+        if not self.save_weights_only:
             self.model.save(filepath)
+        elif callable(own_save_weights):
+            own_save_weights(filepath)
+        else:
+            save_weights(self.model, filepath)
 
 
 def _prepare_folder(filepath: str) -> None:

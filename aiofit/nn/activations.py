@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._config import Configured, from_identifier, lookup
+
 __all__ = [
     "ELU", "GELU", "Activation", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax",
     "Softplus", "Swish", "Tanh", "erfc", "get", "normal_cdf", "serialize",
@@ -33,7 +35,7 @@ def _into(result: Array, out: Array | None) -> Array:
     return out
 
 
-class Activation:
+class Activation(Configured):
     """Base class: an elementwise (or row-wise) map and its vector-Jacobian product."""
 
     name: ClassVar[str] = ""
@@ -48,22 +50,8 @@ class Activation:
         """Return ``dZ = dA * f'(Z)`` given the ``A`` of the forward pass."""
         raise NotImplementedError
 
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments, JSON-serialisable."""
-        return {}
-
     def __call__(self, Z: Array) -> Array:
         return self.forward(Z)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Linear(Activation):
@@ -277,26 +265,13 @@ def get(identifier: str | Activation | dict[str, Any] | None) -> Activation:
     """
     if identifier is None:
         return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, dict):
-        return _lookup(identifier.get("class_name"))(**identifier.get("config", {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise TypeError(
-        "Could not interpret activation identifier: expected a name, None or an "
-        f"aiofit.nn.activations.Activation. Received: activation={identifier!r}"
-    )
+    return from_identifier(identifier, "activation", Activation, _lookup,
+                           "a name, a config dict, None")
 
 
 def _lookup(name: Any) -> type[Activation]:
     key = _ALIASES.get(name, name) if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        expected = ", ".join(sorted([*_REGISTRY, *_ALIASES]))
-        raise ValueError(
-            f"Unknown activation: {name!r}. Expected one of [{expected}]. Received: {name!r}"
-        )
-    return _REGISTRY[key]
+    return lookup("activation", _REGISTRY, key, [*_REGISTRY, *_ALIASES])
 
 
 def serialize(activation: Activation) -> str | dict[str, Any]:

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._config import Configured, from_identifier, lookup
+
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Initializer",
     "LecunNormal", "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform",
@@ -54,7 +56,7 @@ def _truncated_normal(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     return z
 
 
-class Initializer:
+class Initializer(Configured):
     """Base class: ``init(shape, rng, dtype) -> np.ndarray``."""
 
     class_name: ClassVar[str] = ""
@@ -67,20 +69,6 @@ class Initializer:
 
     def sample(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments, JSON-serialisable."""
-        return {}
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
@@ -300,25 +288,9 @@ def get(identifier: str | Initializer | dict[str, Any]) -> Initializer:
         ValueError: for an unknown name.
         TypeError: for anything else.
     """
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        return _lookup(identifier.get("class_name"))(**identifier.get("config", {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise TypeError(
-        "Could not interpret initializer identifier: expected a name, a config dict or an "
-        f"aiofit.nn.initializers.Initializer. Received: initializer={identifier!r}"
-    )
-
-
-def _lookup(name: Any) -> type[Initializer]:
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown initializer: {name!r}. Expected one of [{', '.join(sorted(_SNAKE))}]. "
-            f"Received: {name!r}"
-        )
-    return _REGISTRY[name]
+    return from_identifier(identifier, "initializer", Initializer,
+                           lambda name: lookup("initializer", _REGISTRY, name, _SNAKE),
+                           "a name, a config dict")
 
 
 def serialize(initializer: Initializer) -> dict[str, Any]:

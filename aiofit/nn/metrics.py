@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import DataError
+from .losses.base import match_shape
 
 __all__ = [
     "AutoAccuracy",
@@ -95,27 +96,15 @@ class Metric:
 # -------------------------------------------------------- per-sample functions
 
 
-def _same_shape(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    # Keras squeezes or expands a trailing size-1 axis so the ranks agree
-    if y_true.shape != y_pred.shape:
-        if y_true.size != y_pred.size or len(y_true) != len(y_pred):
-            raise DataError(
-                f"y_true and y_pred have incompatible shapes; received y_true with shape "
-                f"{y_true.shape} and y_pred with shape {y_pred.shape}"
-            )
-        y_true = y_true.reshape(y_pred.shape)
-    return y_true
-
-
 def binary_accuracy(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """1 where ``(y_pred > threshold) == y_true``, averaged over the last axis."""
-    y_true = _same_shape(y_true, y_pred)
+    y_true = match_shape(y_true, y_pred)
     return (y_true == (y_pred > threshold)).astype(np.float64)
 
 
 def categorical_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """1 where ``argmax(y_true) == argmax(y_pred)`` (first maximum wins ties)."""
-    y_true = _same_shape(y_true, y_pred)
+    y_true = match_shape(y_true, y_pred)
     return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
@@ -129,7 +118,7 @@ def top_k_categorical_accuracy(
     y_true: np.ndarray, y_pred: np.ndarray, k: int = 5
 ) -> np.ndarray:
     """1 where the one-hot target's class is among the ``k`` largest predictions."""
-    y_true = _same_shape(y_true, y_pred)
+    y_true = match_shape(y_true, y_pred)
     return _in_top_k(np.argmax(y_true, axis=-1), y_pred, k)
 
 
@@ -142,12 +131,12 @@ def sparse_top_k_categorical_accuracy(
 
 def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """``abs(y_pred - y_true)``, averaged per sample."""
-    return np.abs(y_pred - _same_shape(y_true, y_pred)).astype(np.float64)
+    return np.abs(y_pred - match_shape(y_true, y_pred)).astype(np.float64)
 
 
 def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """``(y_pred - y_true) ** 2``, averaged per sample."""
-    err = (y_pred - _same_shape(y_true, y_pred)).astype(np.float64)
+    err = (y_pred - match_shape(y_true, y_pred)).astype(np.float64)
     return err * err
 
 

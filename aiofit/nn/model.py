@@ -335,20 +335,21 @@ class Model(Trainer):
                 "build(input_shape) or run a batch first. Received: "
                 f"{len(weights)} weights"
             )
+        arrays = [np.asarray(w) for w in weights]
+        # Shapes first, so a list that went wrong early is reported where it went wrong.
+        for (layer, k, target), arr in zip(slots, arrays, strict=False):
+            if arr.shape != target.shape or not np.issubdtype(arr.dtype, np.number):
+                raise ValueError(
+                    f"Weight {_weight_label(layer, k)} of layer {layer.name!r} expects a "
+                    f"numeric array of shape {target.shape}. Received: shape {arr.shape}, "
+                    f"dtype {arr.dtype}"
+                )
         if len(weights) != len(slots):
             raise ValueError(
                 f"You called set_weights() on model {self.name!r} with a list of "
                 f"{len(weights)} weights, but the model has {len(slots)}. "
                 f"Received: {len(weights)} weights"
             )
-        arrays = [np.asarray(w) for w in weights]
-        for (layer, k, target), arr in zip(slots, arrays, strict=True):
-            if arr.shape != target.shape or not np.issubdtype(arr.dtype, np.number):
-                label = _weight_label(layer, k)
-                raise ValueError(
-                    f"Weight {label} of layer {layer.name!r} expects a numeric array of "
-                    f"shape {target.shape}. Received: shape {arr.shape}, dtype {arr.dtype}"
-                )
         for (_, _, target), arr in zip(slots, arrays, strict=True):
             target[...] = arr
 
@@ -388,6 +389,24 @@ class Model(Trainer):
         from .saving import save_model
 
         save_model(self, path)
+
+    def save_weights(self, path: Any) -> None:
+        """Save ``get_weights()`` only: one no-pickle ``.npz`` at exactly ``path``, atomically."""
+        from .saving import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path: Any) -> None:
+        """Set the weights from a file of ``save_weights`` (or ``save``).
+
+        Raises:
+            ValueError: the file is damaged or foreign, or its weights' count or
+                shapes differ from the model's (naming the path and the first
+                mismatch); the model is then unchanged.
+        """
+        from .saving import load_weights
+
+        load_weights(self, path)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self._layers)}>"

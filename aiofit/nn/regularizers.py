@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._config import Configured, from_identifier, lookup
+
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "serialize"]
 
 
@@ -34,7 +36,7 @@ def _check_factor(value: Any, name: str) -> float:
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Configured):
     """Base class: ``penalty = reg(W)`` and ``reg.gradient(W)``."""
 
     class_name: ClassVar[str] = ""
@@ -68,16 +70,6 @@ class Regularizer:
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable."""
         return {"l1": self.l1, "l2": self.l2}
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -113,6 +105,7 @@ class L2(Regularizer):
 _REGISTRY: dict[str, type[Regularizer]] = {
     "l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2,
 }
+_NAMES = ("l1", "l1_l2", "l1l2", "l2")
 
 
 def get(identifier: str | Regularizer | dict[str, Any] | None) -> Regularizer | None:
@@ -123,25 +116,11 @@ def get(identifier: str | Regularizer | dict[str, Any] | None) -> Regularizer | 
         ValueError: for an unknown name.
         TypeError: for anything else.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return _lookup(identifier.get("class_name"))(**identifier.get("config", {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise TypeError(
-        "Could not interpret regularizer identifier: expected a name, None or an "
-        f"aiofit.nn.regularizers.Regularizer. Received: regularizer={identifier!r}"
-    )
-
-
-def _lookup(name: Any) -> type[Regularizer]:
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown regularizer: {name!r}. Expected one of [l1, l1_l2, l1l2, l2]. "
-            f"Received: {name!r}"
-        )
-    return _REGISTRY[name]
+    if identifier is None:
+        return None
+    return from_identifier(identifier, "regularizer", Regularizer,
+                           lambda name: lookup("regularizer", _REGISTRY, name, _NAMES),
+                           "a name, a config dict, None")
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:

@@ -10,8 +10,11 @@ The file is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
 * ``weight_<i>``: ``model.get_weights()`` in order;
 * ``optimizer_<i>``: the arrays of ``optimizer.get_state()``.
 
-Writing is atomic (temp file in the same directory, fsync, ``os.replace``): a
-crash or an error leaves the previous file intact and no temp file behind.
+A weights file (``save_weights``) is the same archive with only the
+``weight_<i>`` entries; ``load_weights`` reads the weights of either kind.
+
+Writing goes through :func:`aiofit._atomic.atomic_write`: a crash or an error
+leaves the previous file intact and no temp file behind.
 """
 
 from __future__ import annotations
@@ -19,19 +22,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from . import compile as compile_module
 from . import losses, metrics, optimizers
 from .model import Model
 from .sequential import Sequential
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_model", "load_weights", "save_model", "save_weights"]
 
 FORMAT = "aiofit.model"
 VERSION = 1
@@ -59,7 +63,12 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     }
     text = json.dumps(header, allow_nan=True)
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _write_atomic(os.fspath(path), arrays)
+    _write_npz(path, arrays)
+
+
+def _write_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def _own_generators(model: Model) -> dict[int, np.random.Generator]:
@@ -127,33 +136,6 @@ def _from_tree(obj: Any, data: Any) -> Any:
     return obj
 
 
-def _write_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable; not possible on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def load_model(path: str | os.PathLike[str]) -> Model:
     """Load a model written by ``Model.save``: compiled, with bit-identical weights,
     optimizer state and rng state, so training continues exactly where it stopped.
@@ -163,30 +145,77 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         ValueError: the file is not a valid aiofit model file (the message says why).
     """
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        try:
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise _FileFormatError(f"Cannot load model from {name!r}: it is a single numpy "
-                                       "array, not an aiofit model file")
-            with data:
-                return _load(data, name)
-        except _FileFormatError:
-            raise
-        except _CORRUPT as exc:
-            raise _FileFormatError(
-                f"Cannot load model from {name!r}: the file is not a readable aiofit model "
-                f"file; it is corrupt, truncated or of another format. "
-                f"Received: {type(exc).__name__}: {exc}") from exc
+    with _open_archive(name, "model") as data:
+        return _load(data, name)
+
+
+def save_weights(model: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``model.get_weights()`` to ``path`` atomically: one ``.npz``, no pickle.
+
+    The arrays are ``weight_0``, ``weight_1``... in ``get_weights()`` order, so
+    the file also opens by hand with ``np.load(path, allow_pickle=False)``.
+    ``model`` may be any object with ``get_weights()`` (any ``aiofit.Trainable``).
+    """
+    _write_npz(path, {f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
+def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
+    """Set ``model``'s weights from a file of :func:`save_weights` or :func:`save_model`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not an aiofit weights or model file, or its
+            weights do not fit the model (the message names the path and the
+            first weight that does not match); the model is then unchanged.
+    """
+    name = os.fspath(path)
+    with _open_archive(name, "weights") as data:
+        weights = _weight_arrays(data, name)
+    try:
+        model.set_weights(weights)
+    except ValueError as exc:
+        raise ValueError(f"Cannot load the weights in {name!r} into this model: {exc}") from exc
+
+
+def _weight_arrays(data: Any, name: str) -> list[np.ndarray]:
+    keys = [f"weight_{i}" for i in range(sum(k.startswith("weight_") for k in data.files))]
+    # A whole-model file also holds its header and optimizer state; a weights file nothing else.
+    extra = set() if _HEADER in data.files else set(data.files) - set(keys)
+    if extra or not set(keys) <= set(data.files):
+        raise _FileFormatError(
+            f"Cannot load weights from {name!r}: not an aiofit weights file (expected only "
+            f"entries weight_0, weight_1...). Received entries: {sorted(data.files)[:8]}")
+    return [np.array(data[key]) for key in keys]
 
 
 class _FileFormatError(ValueError):
-    """A file that is readable but not an aiofit model (message already names it)."""
+    """A file that is readable but not an aiofit file (message already names it)."""
 
 
 # What a damaged or foreign file can raise from numpy, zipfile, json or the configs.
 _CORRUPT = (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, TypeError,
             zlib.error)
+
+
+@contextlib.contextmanager
+def _open_archive(name: str, what: str) -> Iterator[Any]:
+    """The ``.npz`` at ``name``; anything it (or the ``with`` body) raises because the
+    file is damaged or foreign becomes a ValueError naming the file."""
+    with open(name, "rb") as f:
+        try:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise _FileFormatError(f"Cannot load {what} from {name!r}: it is a single numpy "
+                                       f"array, not an aiofit {what} file")
+            with data:
+                yield data
+        except _FileFormatError:
+            raise
+        except _CORRUPT as exc:
+            raise _FileFormatError(
+                f"Cannot load {what} from {name!r}: the file is not a readable aiofit {what} "
+                f"file; it is corrupt, truncated or of another format. "
+                f"Received: {type(exc).__name__}: {exc}") from exc
 
 
 def _load(data: Any, name: str) -> Model:

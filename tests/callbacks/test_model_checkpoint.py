@@ -16,7 +16,6 @@ import pytest
 import aiofit
 from aiofit import layers, optimizers
 from aiofit.callbacks import Callback, LambdaCallback, ModelCheckpoint
-from aiofit.callbacks.model_checkpoint import load_weights, save_weights
 
 X = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32)
 Y = (X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)).astype(np.float32)
@@ -140,22 +139,33 @@ def test_per_batch_file_names_can_use_the_batch_logs(tmp_path: Path) -> None:
     assert names(tmp_path) == [f"{losses[2]:.6f}.keras"]
 
 
-def test_save_weights_only_round_trips_through_load_weights(tmp_path: Path) -> None:
-    model = make_model()
-    path = tmp_path / "w.npz"
-    seen = fit_scripted(model, [1.0, 2.0], ModelCheckpoint(path, save_weights_only=True))
-    fresh = make_model()
-    load_weights(fresh, path)
-    assert_weights_equal(fresh.get_weights(), seen[1])
-
-
-def test_save_weights_is_atomic_and_uses_no_pickle(tmp_path: Path) -> None:
+def test_a_weights_only_checkpoint_loads_with_model_load_weights(tmp_path: Path) -> None:
     model = make_model()
     path = tmp_path / "w.bin"  # any name: no suffix is added
-    save_weights(model, path)
+    seen = fit_scripted(model, [1.0, 2.0], ModelCheckpoint(path, save_weights_only=True))
     assert names(tmp_path) == ["w.bin"]
-    with np.load(path, allow_pickle=False) as data:
+    fresh = make_model()
+    assert not np.array_equal(fresh.get_weights()[0], seen[1][0])
+    fresh.load_weights(path)
+    assert_weights_equal(fresh.get_weights(), seen[1])
+    with np.load(path, allow_pickle=False) as data:  # weights only: no model config
         assert data.files == ["weight_0", "weight_1"]
+
+
+def test_weights_only_uses_the_models_own_save_weights(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class OwnFormat(aiofit.Sequential):
+        def save_weights(self, path: Any) -> None:
+            calls.append(os.fspath(path))
+            Path(path).write_text("my format")
+
+    model = OwnFormat([layers.Input(shape=(3,)), layers.Dense(1)], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    pattern = str(tmp_path / "w{epoch}")
+    fit_scripted(model, [1.0, 2.0], ModelCheckpoint(pattern, save_weights_only=True))
+    assert calls == [str(tmp_path / "w1"), str(tmp_path / "w2")]
+    assert (tmp_path / "w2").read_text() == "my format"
 
 
 @pytest.mark.anyio
@@ -294,7 +304,7 @@ def test_a_failed_save_raises_the_original_error_and_keeps_the_last_checkpoint(
     assert len(epochs) == 2
     assert names(tmp_path) == ["w.npz"]  # no temp file left
     fresh = make_model()
-    load_weights(fresh, path)
+    fresh.load_weights(path)
     assert_weights_equal(fresh.get_weights(), epochs[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -103,11 +104,12 @@ def test_save_is_atomic_when_writing_fails(tmp_path: Path, monkeypatch: pytest.M
 
     def broken_savez(f: Any, **arrays: Any) -> None:
         f.write(b"partial garbage")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="No space left on device") as info:
         _model(seed=2).save(path)
+    assert info.value.filename == str(path)  # the user's file, not the temp file
     assert path.read_bytes() == old_bytes
     assert os.listdir(tmp_path) == ["model.bin"]
     monkeypatch.undo()

@@ -14,6 +14,7 @@ __all__ = [
     "Loss",
     "as_float",
     "dense_targets",
+    "match_shape",
     "mean_per_sample",
     "positive_float",
 ]
@@ -96,8 +97,11 @@ def as_float(y_pred: Any) -> np.ndarray:
     return yp
 
 
-def dense_targets(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
-    """``y_true`` as ``y_pred``'s dtype and shape ((N,) and (N, 1) are interchangeable)."""
+def match_shape(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    """``y_true`` in ``y_pred``'s shape, its dtype kept ((N,) and (N, 1) are interchangeable).
+
+    Keras squeezes or expands a trailing size-1 axis so the ranks agree.
+    """
     yt = np.asarray(y_true)
     if yt.shape != y_pred.shape:
         if yt.size != y_pred.size or len(yt) != len(y_pred):
@@ -106,7 +110,12 @@ def dense_targets(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
                 f"{yt.shape} and y_pred with shape {y_pred.shape}"
             )
         yt = yt.reshape(y_pred.shape)
-    return yt.astype(y_pred.dtype, copy=False)
+    return yt
+
+
+def dense_targets(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    """``y_true`` as ``y_pred``'s dtype and shape (see :func:`match_shape`)."""
+    return match_shape(y_true, y_pred).astype(y_pred.dtype, copy=False)
 
 
 def mean_per_sample(

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..._exceptions import DataError
-from .base import EPSILON, Kind, Loss, dense_targets
+from .base import EPSILON, Kind, Loss, dense_targets, mean_per_sample
 from .regression import ElementwiseLoss
 
 __all__ = [
@@ -158,12 +158,7 @@ def _crossentropy(
     else:
         rows, d_rows = _ce_probs(t, y_pred, need_grad)
     # rows has y_pred's shape without the class axis: average what is left per sample
-    n = len(y_pred)
-    m = rows.size // n if n else 1
-    values = rows.reshape(n, -1).mean(axis=1)
-    if d_rows is not None and m != 1:
-        d_rows /= m
-    return values, d_rows
+    return mean_per_sample(rows, d_rows)
 
 
 def _ce_logits(
