@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backup_and_restore import BackupAndRestore
 from .base import Callback
 from .callback_list import CallbackList
 from .csv_logger import CSVLogger
@@ -17,6 +18,7 @@ from .remote_monitor import RemoteMonitor
 from .terminate_on_nan import TerminateOnNaN
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "CallbackList",

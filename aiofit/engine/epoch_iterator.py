@@ -18,6 +18,11 @@ middle of an epoch, that epoch ends short with Keras's "ran out of data" warning
 the next one starts a fresh pass. A one-shot source that has ended sets
 :attr:`EpochIterator.exhausted`, and later epochs yield nothing: there is no replay.
 Nothing is read past the N batches of the epoch being served.
+
+Resuming (:mod:`aiofit.engine.resume`): :meth:`EpochIterator.position` says where a
+positionable source stands after a number of trained batches, and
+:meth:`EpochIterator.seek` makes the next epoch start there; the bookkeeping lives
+in :class:`~aiofit.engine.source_position.PassTracker`.
 """
 
 from __future__ import annotations
@@ -34,16 +39,15 @@ from anyio.abc import TaskGroup
 
 from .._exceptions import DataError
 from ..nn.validation import check_arrays, class_weight_to_sample_weight, split_batch
-from ..sources.arrays import ArraySource
-from ..sources.indexable import IndexableSource, is_indexable
-from ..sources.iterables import AsyncIterableSource, SequenceSource, SyncIterableSource
 from .epoch_stream import DirectEpoch, EpochCursor, StreamEpoch
-from .source_protocol import Pass, Source
+from .resume import SourcePosition
+from .source_factory import check_options, make_source
+from .source_position import PassTracker
+from .source_protocol import Pass
 
 __all__ = ["Batch", "EpochIterator", "PipelineStatistics"]
 
 Batch = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
-_ROLES = ("train", "test", "evaluate", "validation", "predict")
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,14 @@ class EpochIterator:
         rng: np.random.Generator | None = None,
         role: str = "train",
     ) -> None:
-        _check_options(batch_size, steps_per_epoch, max_queue_size, workers, role)
+        check_options(batch_size, steps_per_epoch, max_queue_size, workers, role)
         self.steps_per_epoch = steps_per_epoch
         self.max_queue_size = max_queue_size
         self.role = role
         self.exhausted = False
         self._class_weight = class_weight if role != "predict" else None
-        self._source = _make_source(
+        rng = rng if rng is not None else np.random.default_rng()
+        self._source = make_source(
             x,
             y,
             sample_weight,
@@ -139,6 +144,7 @@ class EpochIterator:
             max_queue_size=max_queue_size,
         )
         self.lookahead: int = getattr(self._source, "lookahead", 1)
+        self._tracker = PassTracker(self._source, rng)
         self._pass: Pass | None = None
         self._pass_count = 0
         self._opened_once = False
@@ -147,6 +153,7 @@ class EpochIterator:
         self._produced = 0
         self._consumed = 0
         self._max_ahead = 0
+        self._resume_done = 0
 
     @property
     def num_batches(self) -> int | None:
@@ -196,12 +203,40 @@ class EpochIterator:
                 "use `async with EpochIterator(...) as data:`"
             )
         previous = self._abandon_current()
-        cursor = EpochCursor(epoch_index)
+        cursor = EpochCursor(epoch_index, got=self._resume_done)
+        self._resume_done = 0
+        self._tracker.new_epoch()
         if self._source.in_memory:
             self._current = DirectEpoch(self, cursor)
         else:
             self._current = StreamEpoch(self, cursor, self._tg, previous)
         return self._current
+
+    @property
+    def positionable(self) -> bool:
+        """Whether the source can report a position (arrays, indexable datasets, lists)."""
+        return self._tracker.positionable
+
+    def position(self, done: int, *, epoch_over: bool) -> SourcePosition | None:
+        """Where the source stands once ``done`` batches of the current epoch have
+        trained (None when it cannot say; see :mod:`aiofit.engine.source_position`)."""
+        return self._tracker.position(
+            done, epoch_over=epoch_over, steps_per_epoch=self.steps_per_epoch
+        )
+
+    def seek(self, position: SourcePosition, done: int) -> None:
+        """Start the next :meth:`epoch` at ``position``, ``done`` batches into the epoch.
+
+        Raises:
+            ValueError: the source cannot report (nor seek to) a position.
+        """
+        if not self.positionable:
+            raise ValueError(
+                "Only arrays, indexable datasets and lists of batches can seek to a "
+                f"position. Received: a {type(self._source).__name__}"
+            )
+        self._tracker.seek(position, done)
+        self._resume_done = done
 
     def statistics(self) -> PipelineStatistics:
         """Counts of produced/consumed batches and the most ever read ahead."""
@@ -216,13 +251,18 @@ class EpochIterator:
         limit = self.steps_per_epoch
         if not cursor.started:
             cursor.started = True
-            if limit is None and self._pass is not None and not self._source.one_shot:
+            if self._tracker.seeking:
+                await self._end_pass()
+                self._pass, self._pass_count = await self._tracker.reopen(self._source, self._tg)
+                self._opened_once = self._opened_once or self._pass is not None
+            elif limit is None and self._pass is not None and not self._source.one_shot:
                 await self._end_pass()  # an epoch abandoned half-way: start afresh
         while not self.exhausted and (limit is None or cursor.got < limit):
             if self._pass is None:
                 if self._source.one_shot and self._opened_once:
                     self.exhausted = True
                     return None
+                self._tracker.opening()
                 self._pass = await self._source.open_pass(self._tg)
                 self._pass_count = 0
                 self._opened_once = True
@@ -230,6 +270,7 @@ class EpochIterator:
             if batch is not None:
                 cursor.got += 1
                 self._pass_count += 1
+                self._tracker.served(self._pass_count, cursor.got)
                 return batch
             if self._on_pass_end(cursor, await self._close_ended_pass()):
                 return None
@@ -327,67 +368,4 @@ def _split_predict(raw: Any, where: str) -> tuple[Any, Any, Any]:
     raise DataError(
         f"{where}: expected an array x, or a tuple (x,), (x, y) or (x, y, sample_weight); "
         f"received a {type(raw).__name__}"
-    )
-
-
-def _check_options(
-    batch_size: int | None, steps: int | None, max_queue_size: int, workers: int, role: str
-) -> None:
-    for name, value, allow_none in (
-        ("batch_size", batch_size, True),
-        ("steps_per_epoch", steps, True),
-        ("max_queue_size", max_queue_size, False),
-        ("workers", workers, False),
-    ):
-        if value is None and allow_none:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-    if role not in _ROLES:
-        raise ValueError(f"role must be one of {_ROLES}. Received: role={role!r}")
-
-
-def _make_source(
-    x: Any,
-    y: Any,
-    sample_weight: Any,
-    *,
-    batch_size: int | None,
-    shuffle: bool,
-    rng: np.random.Generator | None,
-    workers: int,
-    class_weight: dict[int, float] | None,
-    role: str,
-    max_queue_size: int,
-) -> Source:
-    if isinstance(x, np.ndarray) or (y is not None and isinstance(x, list | tuple)):
-        if y is None and role != "predict":
-            raise ValueError(f"y is required with array x when role={role!r}. Received: y=None")
-        return ArraySource(
-            x,
-            y,
-            sample_weight,
-            batch_size=batch_size or 32,
-            shuffle=shuffle,
-            class_weight=class_weight,
-            rng=rng,
-        )
-    for name, value in (("y", y), ("sample_weight", sample_weight)):
-        if value is not None:
-            raise ValueError(
-                f"`{name}` can only be passed with array x; a {type(x).__name__} source "
-                f"must yield it inside its batches. Received: {name} of type "
-                f"{type(value).__name__}"
-            )
-    if isinstance(x, list | tuple):
-        return SequenceSource(x)
-    if is_indexable(x) and not isinstance(x, str | bytes):
-        return IndexableSource(x, shuffle=shuffle, rng=rng, workers=workers)
-    if hasattr(x, "__aiter__"):
-        return AsyncIterableSource(x)
-    if hasattr(x, "__iter__") and not isinstance(x, str | bytes | dict):
-        return SyncIterableSource(x, lookahead=min(2, max_queue_size))
-    raise TypeError(
-        "x must be numpy arrays, an async or sync iterable of batches, or an indexable "
-        f"dataset (__len__ and __getitem__ or aget). Received: x of type {type(x).__name__}"
     )

@@ -30,6 +30,19 @@ class WeightedMeans:
             sums[key] = sums.get(key, 0.0) + float(value) * size
             counts[key] = counts.get(key, 0) + size
 
+    def state(self) -> tuple[dict[str, float], dict[str, int]]:
+        """Copies of the running sums and sample counts (for a backup)."""
+        return dict(self._sums), dict(self._counts)
+
+    def restore(self, sums: dict[str, float], counts: dict[str, int]) -> None:
+        """Continue from :meth:`state`'s output, exactly."""
+        if set(sums) != set(counts):
+            raise ValueError(
+                f"sums and counts must have the same keys. Received: {sorted(sums)} "
+                f"and {sorted(counts)}"
+            )
+        self._sums, self._counts = dict(sums), dict(counts)
+
     def result(self) -> dict[str, float]:
         """The weighted means, in the order the keys first appeared."""
         return {key: total / self._counts[key] for key, total in self._sums.items()}

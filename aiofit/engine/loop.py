@@ -114,15 +114,21 @@ async def drive(
     worker: ComputeWorker,
     cbs: CallbackList,
     phase: Phase,
+    start: int = 0,
 ) -> int:
-    """Run ``phase.step`` on ``first`` and every later batch; returns how many ran."""
+    """Run ``phase.step`` on ``first`` and every later batch, numbered from ``start``
+    (a resumed epoch goes on from where its backup was taken).
+
+    Returns:
+        ``start`` plus the number of batches that ran.
+    """
     begin = getattr(cbs, phase.begin) if cbs.overrides(phase.begin) else None
     end = getattr(cbs, phase.end) if cbs.overrides(phase.end) else None
     if not isinstance(batches, DirectEpoch):
-        return await _lockstep(batches, first, worker, phase, begin, end, prefetch=False)
+        return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=False)
     if _steered(cbs, phase):
-        return await _lockstep(batches, first, worker, phase, begin, end, prefetch=True)
-    return await _ahead(batches, first, worker, phase, begin, end)
+        return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=True)
+    return await _ahead(batches, first, worker, phase, begin, end, start)
 
 
 def _steered(cbs: CallbackList, phase: Phase) -> bool:
@@ -138,12 +144,13 @@ async def _lockstep(
     phase: Phase,
     begin: Hook | None,
     end: Hook | None,
+    start: int,
     *,
     prefetch: bool,
 ) -> int:
     # Prefetching a stream would hold this batch's end hook until the next batch
     # arrived, so only sources that never wait (in memory) are prefetched.
-    index = 0
+    index = start
     while batch is not None:
         size = len(batch[0])
         if begin is not None:
@@ -181,9 +188,10 @@ async def _ahead(
     phase: Phase,
     begin: Hook | None,
     end: Hook | None,
+    start: int,
 ) -> int:
-    queue = _Queue(batches, batch, worker, phase)
-    done = 0
+    queue = _Queue(batches, batch, worker, phase, start)
+    done = start
     try:
         while (job := await queue.next_done()) is not None:
             index, size, result = job
@@ -209,12 +217,12 @@ class _Queue:
 
     def __init__(
         self, batches: AsyncIterator[Batch], batch: Batch | None, worker: ComputeWorker,
-        phase: Phase,
+        phase: Phase, start: int = 0,
     ) -> None:  # fmt: skip
         self.batches, self.batch, self.worker, self.phase = batches, batch, worker, phase
         self.gate = _Gate(phase)
         self.pending: deque[tuple[int, int, Job]] = deque()
-        self.submitted = 0
+        self.submitted = start
         self.depth = _depth(batch)
         self.deferred: Exception | None = None  # raised once the batches before it are done
         self.unsuspended = 0  # results handed out since this task last let others run

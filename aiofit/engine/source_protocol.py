@@ -2,6 +2,10 @@
 
 The sources in :mod:`aiofit.sources` (arrays, iterables, indexable datasets) all
 satisfy these; a new kind of source (TCP, HTTP, Redis...) plugs in by doing the same.
+
+A pass may also define ``skip(n)``: pass over its next ``n`` batches without reading
+them (no fetch, no slicing). Resuming from a backup uses it when present (see
+:mod:`aiofit.engine.source_position`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Who owns what: the :class:`EpochIterator` owns the source (batching,
 shuffling, producers, the bounded buffer); the :class:`ComputeWorker` owns the
 thread that runs the model's steps; :func:`fit` owns the epoch structure and
 the callback hooks, and opens all three in one ``async with`` so every task and
-thread it starts is gone when it returns, however it returns.
+thread it starts is gone when it returns, however it returns. A callback may ask
+the run to resume where a backup left it, through the :class:`FitProgress` that
+:func:`fit` hands it (see :mod:`aiofit.engine.resume`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from .compute import ComputeWorker
 from .epoch_iterator import EpochIterator
 from .evaluation import run_test_epoch
 from .logs import (
-    WeightedMeans,
     check_positive_int,
     check_trainable,
     check_validation_freq,
@@ -31,12 +32,19 @@ from .logs import (
     should_validate,
 )
 from .loop import Phase, aclose, drive, first_batch, original_errors
+from .resume import FitProgress, ResumePoint
 
 __all__ = ["fit"]
 
 RAN_OUT = (
     "Your input ran out of data; interrupting training. Make sure that your dataset "
     "or generator can generate at least `steps_per_epoch * epochs` batches."
+)
+
+NO_POSITION = (
+    "The backup was taken {} batches into epoch {}, but this kind of data (an iterable or "
+    "a generator) cannot seek to a position: training resumes at the start of that epoch, "
+    "and those batches are trained again."
 )
 
 VAL_RAN_OUT = (
@@ -123,7 +131,7 @@ async def fit(
         epochs=epochs,
         steps=train.num_batches,
     )
-    run = _FitRun(model, cbs, train, val, validation_freq, steps_per_epoch)
+    run = _FitRun(model, cbs, train, val, validation_freq, steps_per_epoch, FitProgress(train))
     model.stop_training = False
     with original_errors():
         await run.run(initial_epoch, epochs)
@@ -175,11 +183,16 @@ class _FitRun:
     val: EpochIterator | None
     validation_freq: int | Collection[int]
     steps_per_epoch: int | None
+    progress: FitProgress
     logs: dict[str, Any] = field(default_factory=dict)
     validations: int = 0
 
     async def run(self, initial_epoch: int, epochs: int) -> None:
         began = False
+        for callback in self.cbs.callbacks:
+            set_progress = getattr(callback, "set_progress", None)
+            if callable(set_progress):
+                set_progress(self.progress)
         try:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(self.train)
@@ -188,7 +201,10 @@ class _FitRun:
                 worker = await stack.enter_async_context(ComputeWorker())
                 began = True
                 await self.cbs.on_train_begin({})
-                await self._epochs(worker, initial_epoch, epochs)
+                point = self._resume_point()
+                start = initial_epoch if point is None else point.epoch
+                await self._epochs(worker, start, epochs, point)
+            self.progress.completed = True
         except BaseException:
             if began:
                 # Callbacks release what they hold even when cancelled or failing.
@@ -197,9 +213,32 @@ class _FitRun:
             raise
         await self.cbs.on_train_end(self.logs)
 
-    async def _epochs(self, worker: ComputeWorker, initial_epoch: int, epochs: int) -> None:
+    def _resume_point(self) -> ResumePoint | None:
+        """The point a callback asked to resume at, with the source seeked there."""
+        point, train = self.progress.requested, self.train
+        if point is None:
+            return None
+        if point.steps is not None and train.num_batches not in (None, point.steps):
+            raise ValueError(
+                f"The backup was taken with {point.steps} batches per epoch, but this fit "
+                f"has {train.num_batches}: it cannot resume from it. Pass the same data, "
+                f"batch_size and steps_per_epoch, or delete the backup. Received: "
+                f"steps={train.num_batches}"
+            )
+        if point.source is None or not train.positionable:
+            if point.batches:
+                message = NO_POSITION.format(point.batches, point.epoch + 1)
+                warnings.warn(message, UserWarning, stacklevel=5)
+            return ResumePoint(point.epoch, steps=point.steps)
+        train.seek(point.source, point.batches)
+        return point
+
+    async def _epochs(
+        self, worker: ComputeWorker, initial_epoch: int, epochs: int, point: ResumePoint | None
+    ) -> None:
         for epoch in range(initial_epoch, epochs):
-            logs, count = await self._train_epoch(worker, epoch)
+            logs, count = await self._train_epoch(worker, epoch, point)
+            point = None
             if logs is None:
                 warnings.warn(RAN_OUT, UserWarning, stacklevel=4)
                 return
@@ -220,25 +259,33 @@ class _FitRun:
                 return
 
     async def _train_epoch(
-        self, worker: ComputeWorker, epoch: int
+        self, worker: ComputeWorker, epoch: int, point: ResumePoint | None
     ) -> tuple[dict[str, Any] | None, int]:
-        """The epoch's training logs and batch count; ``None`` logs when it got no batch."""
-        model, cbs, means = self.model, self.cbs, WeightedMeans()
+        """The epoch's training logs and batch count; ``None`` logs when it got no batch.
+
+        Resumed at ``point``, the epoch goes on from its saved means and batch count;
+        a backup taken after its last batch leaves no batch to run, only its end.
+        """
+        model, cbs = self.model, self.cbs
+        means = self.progress.begin_epoch(epoch, point)
+        count = 0 if point is None else point.batches
         batches = self.train.epoch(epoch)
         try:
             first = await first_batch(batches)
-            if first is None:
+            if first is None and count == 0:
                 return None, 0
             await cbs.on_epoch_begin(epoch, {})
             phase = Phase(
                 model.train_on_batch,
                 "on_train_batch_begin",
                 "on_train_batch_end",
-                means.add,
+                self.progress.record,
                 where=lambda i: f"batch {i} of epoch {epoch + 1}",
                 stop=lambda: bool(model.stop_training),
             )
-            count = await drive(batches, first, worker, cbs, phase)
+            if first is not None:
+                count = await drive(batches, first, worker, cbs, phase, count)
         finally:
             await aclose(batches)
+        self.progress.end_epoch()
         return means.result(), count

@@ -1,0 +1,118 @@
+"""Where the live pass of a source stands, and how to get back there after a crash.
+
+A source can report a position when one of its passes is a pure function of the
+shuffling rng's state when the pass opens, and passing over a batch costs no I/O:
+numpy arrays, indexable datasets (skipped without fetching) and lists of batches.
+Its position is then the rng state just before the pass drew its order, plus the
+batches of the pass already trained; to seek there, the tracker sets the rng to
+that state, opens a pass (which draws the same order), skips the batches, and
+puts the rng back to its state at the backup (dropout goes on from there).
+
+The epoch iterator tells the tracker when it opens a pass and when an epoch
+serves its first batch (the *anchor*: which pass, and how far into it the epoch
+began, since with ``steps_per_epoch`` a pass spans epochs). A position is then
+computed from the anchor and the number of batches *trained*, never from what
+the loop has read ahead. Iterables (generators, streams) report no position:
+they resume at an epoch boundary (see :mod:`aiofit.engine.resume`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from anyio.abc import TaskGroup
+
+from ..sources.arrays import ArraySource
+from ..sources.indexable import IndexablePass, IndexableSource
+from ..sources.iterables import SequenceSource
+from .resume import RngState, SourcePosition
+from .source_protocol import Pass, Source
+
+__all__ = ["PassTracker"]
+
+_POSITIONABLE = (ArraySource, IndexableSource, SequenceSource)
+
+
+class PassTracker:
+    """Tracks one source's live pass for :class:`SourcePosition`; seeks back to one.
+
+    Args:
+        source: The epoch iterator's source.
+        rng: The generator the source shuffles with.
+    """
+
+    def __init__(self, source: Source, rng: np.random.Generator) -> None:
+        self.positionable = isinstance(source, _POSITIONABLE)
+        self._rng = rng
+        self._pass_rng: RngState | None = None
+        self._anchor: tuple[RngState | None, int] | None = None
+        self._seek: tuple[SourcePosition, int] | None = None
+
+    def seek(self, position: SourcePosition, done: int) -> None:
+        """Make the next epoch start at ``position``, ``done`` batches into it."""
+        self._seek = (position, done)
+
+    @property
+    def seeking(self) -> bool:
+        """Whether the next epoch starts with a seek."""
+        return self._seek is not None
+
+    def opening(self) -> None:
+        """A pass is about to open: remember the state its order is drawn from."""
+        self._pass_rng = dict(self._rng.bit_generator.state)
+
+    def new_epoch(self) -> None:
+        """An epoch starts: it anchors on its first batch (a seek anchors it already)."""
+        if self._seek is None:
+            self._anchor = None
+
+    def served(self, pass_count: int, got: int) -> None:
+        """The epoch served a batch: ``pass_count`` of its pass, ``got`` of the epoch."""
+        if self._anchor is None:
+            self._anchor = (self._pass_rng, pass_count - got)
+
+    def position(
+        self, done: int, *, epoch_over: bool, steps_per_epoch: int | None
+    ) -> SourcePosition | None:
+        """Where the source stands once ``done`` batches of this epoch have trained."""
+        if not self.positionable:
+            return None
+        rng = dict(self._rng.bit_generator.state)
+        if self._anchor is None or (epoch_over and steps_per_epoch is None):
+            return SourcePosition(rng)  # the next batch comes from a fresh pass
+        pass_rng, offset = self._anchor
+        return SourcePosition(rng, pass_rng, offset + done)
+
+    async def reopen(
+        self, source: Source, task_group: TaskGroup | None
+    ) -> tuple[Pass | None, int]:
+        """Do the pending seek: the live pass (None for a fresh one) and its count."""
+        assert self._seek is not None
+        (position, done), self._seek = self._seek, None
+        live: Pass | None = None
+        self._anchor = None
+        if position.pass_rng_state is not None:
+            self._rng.bit_generator.state = position.pass_rng_state
+            self.opening()
+            live = await source.open_pass(task_group)
+            await _skip(live, position.batches)
+            self._anchor = (position.pass_rng_state, position.batches - done)
+        if position.rng_state is not None:
+            self._rng.bit_generator.state = position.rng_state
+        return live, position.batches if live is not None else 0
+
+
+async def _skip(live: Any, count: int) -> None:
+    skip = getattr(live, "skip", None)
+    if callable(skip):  # the optional fast path of the Pass protocol
+        skip(count)
+        return
+    if isinstance(live, IndexablePass):
+        # Not fetched: the pass starts its fetches at this position. (Stopgap until
+        # IndexablePass grows the protocol's ``skip``.)
+        live._started = count
+        return
+    for _ in range(count):  # in memory: slicing or indexing only
+        if await live.next(None) is None:
+            return
