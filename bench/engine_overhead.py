@@ -7,7 +7,7 @@ round. Prints the overhead per batch in microseconds and the throughput ratio
 (bare time / fit time; the targets are >= 0.95 at 1 ms and >= 0.8 at 0.1 ms),
 first with no callback between batches, then with one (lockstep).
 
-Run: ``python bench/engine_overhead.py`` (about 20 s).
+Run: ``python -m bench.engine_overhead [--quick]`` (about 20 s), or ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from aiofit.callbacks import Callback
 from aiofit.engine import fit
+from bench._report import format_table, make_row, median_spread, pick
 
 BACKENDS = {
     "asyncio": ("asyncio", {}),
@@ -91,7 +92,7 @@ class BatchListener(Callback):
 def with_fit(model: BusyModel, x: np.ndarray, y: np.ndarray, batch: int, contender: str) -> float:
     backend, _, mode = contender.partition(" ")
     name, options = BACKENDS[backend]
-    callbacks = [BatchListener()] if mode == "lockstep" else []
+    callbacks: list[Callback] = [BatchListener()] if mode == "lockstep" else []
 
     async def main() -> float:
         start = time.perf_counter()
@@ -101,7 +102,8 @@ def with_fit(model: BusyModel, x: np.ndarray, y: np.ndarray, batch: int, contend
     return anyio.run(main, backend=name, backend_options=options)
 
 
-def measure(step: float, batches: int, rounds: int) -> None:
+def measure(step: float, batches: int, rounds: int) -> list[dict[str, Any]]:
+    """Rows for one step length: each contender's throughput ratio to the bare loop."""
     batch = 32
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batches * batch, 32))
@@ -120,22 +122,47 @@ def measure(step: float, batches: int, rounds: int) -> None:
             ratios[backend].append(base / t)
             overheads[backend].append((t - base) / batches * 1e6)
     per_batch = statistics.median(bare_times) / batches * 1e6
-    print(
-        f"step ~{step * 1e3:.1f} ms ({batches} batches x {rounds} rounds): "
-        f"bare loop {per_batch:.0f} us/batch"
+    return [_row(step, c, ratios[c], overheads[c], per_batch, batches) for c in CONTENDERS]
+
+
+def _row(
+    step: float, contender: str, ratios: list[float], overheads: list[float], bare_us: float,
+    batches: int,
+) -> dict[str, Any]:  # fmt: skip
+    ratio, spread = median_spread(ratios)
+    overhead = statistics.median(overheads)
+    lockstep = contender.endswith("lockstep")
+    goal = 0.95 if step >= 1e-3 else 0.8
+    return make_row(
+        "engine overhead vs bare loop",
+        f"step {step * 1e3:g} ms, {contender}",
+        f"{ratio:.3f}x bare throughput (±{spread * 100:.0f}%), {overhead:+.0f} us/batch",
+        target="- (lockstep cost, shown)" if lockstep else f">= {goal}x",
+        passed=None if lockstep else ratio >= goal,
+        median=ratio,
+        spread=spread,
+        unit="x bare loop throughput",
+        overhead_us=overhead,
+        bare_us_per_batch=bare_us,
+        batches=batches,
+        rounds=len(ratios),
+        ratio_range=[min(ratios), max(ratios)],
     )
-    for backend in CONTENDERS:
-        print(
-            f"  {backend:17s} overhead {statistics.median(overheads[backend]):7.1f} us/batch"
-            f"   ratio {statistics.median(ratios[backend]):.3f}"
-            f"   (rounds: {min(ratios[backend]):.3f}..{max(ratios[backend]):.3f})"
-        )
+
+
+def run(level: str = "full") -> list[dict[str, Any]]:
+    """Both step lengths (smoke: the 0.1 ms one only, a few batches)."""
+    if level == "smoke":
+        return measure(1e-4, batches=20, rounds=1)
+    rounds = pick(level, 1, 3, 7)
+    return [
+        *measure(1e-3, batches=pick(level, 0, 100, 150), rounds=rounds),
+        *measure(1e-4, batches=pick(level, 0, 500, 1000), rounds=rounds),
+    ]
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    measure(1e-3, batches=100 if quick else 150, rounds=3 if quick else 7)
-    measure(1e-4, batches=500 if quick else 1000, rounds=3 if quick else 7)
+    print(format_table(run("quick" if "--quick" in sys.argv else "full")))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from bench._report import format_table, make_row, pick
 from bench._timing import Timing, interleave, ratio_cell
 
 SIZES = (784, 512, 256, 10)
@@ -23,8 +24,12 @@ def _aiofit_step(batch: int, opt: str, rng: np.random.Generator) -> Any:
     from aiofit import layers, optimizers
 
     model = aiofit.Sequential(
-        [layers.Input(shape=(SIZES[0],)), layers.Dense(SIZES[1], activation="relu"),
-         layers.Dense(SIZES[2], activation="relu"), layers.Dense(SIZES[3], activation="softmax")],
+        [
+            layers.Input(shape=(SIZES[0],)),
+            layers.Dense(SIZES[1], activation="relu"),
+            layers.Dense(SIZES[2], activation="relu"),
+            layers.Dense(SIZES[3], activation="softmax"),
+        ],
         seed=0,
     )
     optimizer = optimizers.SGD(0.01, momentum=0.9) if opt == "sgd" else optimizers.Adam()
@@ -39,11 +44,14 @@ def _torch_step(batch: int, opt: str, fused: bool, rng: np.random.Generator) -> 
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Linear(SIZES[0], SIZES[1]), torch.nn.ReLU(),
-        torch.nn.Linear(SIZES[1], SIZES[2]), torch.nn.ReLU(),
+        torch.nn.Linear(SIZES[0], SIZES[1]),
+        torch.nn.ReLU(),
+        torch.nn.Linear(SIZES[1], SIZES[2]),
+        torch.nn.ReLU(),
         torch.nn.Linear(SIZES[2], SIZES[3]),
     )
-    extra = {"fused": True} if fused else {}
+    extra: dict[str, Any] = {"fused": True} if fused else {}
+    optimizer: torch.optim.Optimizer
     if opt == "sgd":
         optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, **extra)
     else:
@@ -89,7 +97,7 @@ def _threads() -> int:
         return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(level: str = "full") -> list[dict[str, Any]]:
     """Measure every (optimizer, batch) cell; return rows for the report."""
     rng = np.random.default_rng(0)
     try:
@@ -98,42 +106,49 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         torch.set_num_threads(_threads())
     except ImportError:
         torch = None  # type: ignore[assignment]
+    full = [(opt, batch) for opt in ("sgd", "adam") for batch in (32, 128, 512)]
+    cells = pick(level, [("sgd", 32)], full, full)
     rows = []
-    for opt in ("sgd", "adam"):
-        for batch in (32, 128, 512):
-            contenders = {"aiofit": _aiofit_step(batch, opt, rng)}
-            if torch is not None:
-                contenders["torch"] = _torch_step(batch, opt, False, rng)
-                contenders["torch_fused"] = _torch_step(batch, opt, True, rng)
-            if batch == 512:
-                contenders["matmul_floor"] = _matmul_floor(batch, rng)
-            calls = max(3, 2048 // batch) if quick else max(5, 8192 // batch)
-            t = interleave(contenders, calls=calls, rounds=5 if quick else 11)
-            rows.append(_row(opt, batch, t))
+    for opt, batch in cells:
+        contenders = {"aiofit": _aiofit_step(batch, opt, rng)}
+        if torch is not None:
+            contenders["torch"] = _torch_step(batch, opt, False, rng)
+            contenders["torch_fused"] = _torch_step(batch, opt, True, rng)
+        if batch == 512 or level == "smoke":
+            contenders["matmul_floor"] = _matmul_floor(batch, rng)
+        calls = pick(level, 2, max(3, 2048 // batch), max(5, 8192 // batch))
+        t = interleave(contenders, calls=calls, rounds=pick(level, 2, 5, 11),
+                       warmup=pick(level, 1, 3, 3))  # fmt: skip
+        rows.extend(_rows(opt, batch, t))
     return rows
 
 
-def _row(opt: str, batch: int, t: dict[str, Timing]) -> dict[str, Any]:
+def _rows(opt: str, batch: int, t: dict[str, Timing]) -> list[dict[str, Any]]:
     ours = t["aiofit"]
-    row: dict[str, Any] = {
-        "optimizer": opt, "batch": batch, "aiofit_ms": ours.median * 1e3,
-        "vs_torch": ratio_cell(ours, t["torch"]) if "torch" in t else "torch not installed",
-        "vs_torch_fused": ratio_cell(ours, t["torch_fused"]) if "torch_fused" in t else "-",
-        "vs_matmul_floor": "-",
-    }
+    case = f"{opt}, batch {batch}"
+    ms = f"{ours.median * 1e3:.2f} ms/step"
+    if "torch" in t:
+        measured = (f"{ratio_cell(ours, t['torch'])} torch eager's speed; "
+                    f"fused: {ratio_cell(ours, t['torch_fused'])}; {ms}")  # fmt: skip
+        median, spread = t["torch"].median / ours.median, max(ours.spread, t["torch"].spread)
+    else:
+        measured, median, spread = f"torch not installed; {ms}", None, None
+    rows = [make_row("nn step vs PyTorch", case, measured, median=median, spread=spread,
+                     unit="x torch speed", aiofit_ms=ours.median * 1e3)]  # fmt: skip
     if "matmul_floor" in t:
-        row["vs_matmul_floor"] = f"{ours.median / t['matmul_floor'].median:.2f}x of floor"
-    return row
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| optimizer | batch | aiofit ms/step | speed-up vs torch eager "
-            "| vs torch fused | step / matmul floor |\n|---|---|---|---|---|---|")
-    lines = [
-        f"| {r['optimizer']} | {r['batch']} | {r['aiofit_ms']:.3f} | {r['vs_torch']} "
-        f"| {r['vs_torch_fused']} | {r['vs_matmul_floor']} |" for r in rows
-    ]
-    return "\n".join([head, *lines])
+        floor = t["matmul_floor"]
+        rows.append(
+            make_row(
+                "nn step vs matmul floor",
+                case,
+                f"{ours.median / floor.median:.2f}x the floor (±{ours.spread * 100:.0f}%)",
+                median=ours.median / floor.median,
+                spread=max(ours.spread, floor.spread),
+                unit="x floor time",
+                floor_ms=floor.median * 1e3,
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -141,7 +156,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     print(f"BLAS threads: {_threads()}")
-    print(format_table(run(args.quick)))
+    print(format_table(run("quick" if args.quick else "full")))
 
 
 if __name__ == "__main__":

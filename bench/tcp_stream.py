@@ -1,0 +1,130 @@
+"""TCP batch streams: ``fit`` from loopback TCP vs ``fit`` from memory, and the raw stream.
+
+Float32 batches of 256x784 with int labels. The same MLP (784-256-10) is trained
+by ``fit`` from in-memory arrays and by ``fit`` from :func:`aiofit.sources.from_tcp`
+reading a :func:`aiofit.sources.serve_batches` server over 127.0.0.1 (in the same
+process and event loop, so the network path shares the machine with training),
+interleaved round by round. The ratio is memory time / TCP time (target >= 0.8).
+The raw stream alone (frames read and decoded, no training) is reported in MB/s.
+
+Run: ``python -m bench.tcp_stream [--quick]`` (a few seconds), or ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from aiofit.engine import fit
+from aiofit.sources import from_tcp, serve_batches
+from bench._models import default_backend, mlp, run_on
+from bench._report import make_row, median_spread, pick
+
+BATCH, FEATURES, CLASSES = 256, 784, 10
+TARGET = 0.8
+
+
+def make_data(batches: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.random((batches * BATCH, FEATURES), dtype=np.float32)
+    y = rng.integers(0, CLASSES, size=batches * BATCH)
+    return x, y
+
+
+def fit_from_memory(model: Any, x: np.ndarray, y: np.ndarray, backend: str) -> float:
+    async def main() -> float:
+        start = time.perf_counter()
+        await fit(model, x, y, batch_size=BATCH, shuffle=False, verbose=0)
+        return time.perf_counter() - start
+
+    return run_on(backend, main)
+
+
+def fit_from_tcp(model: Any, x: np.ndarray, y: np.ndarray, backend: str) -> float:
+    async def main() -> float:
+        async with serve_batches(x, y, batch_size=BATCH) as server:
+            start = time.perf_counter()
+            await fit(model, from_tcp(server.host, server.port), verbose=0)
+            return time.perf_counter() - start
+
+    return run_on(backend, main)
+
+
+def raw_stream(x: np.ndarray, y: np.ndarray, backend: str) -> tuple[float, int]:
+    """Seconds to read (and decode) the whole stream with no training, and its bytes."""
+
+    async def main() -> tuple[float, int]:
+        async with serve_batches(x, y, batch_size=BATCH) as server:
+            stream = from_tcp(server.host, server.port)
+            start = time.perf_counter()
+            async for _ in stream:
+                pass
+            return time.perf_counter() - start, stream.statistics().bytes
+
+    return run_on(backend, main)
+
+
+def measure(level: str, backend: str) -> dict[str, Any]:
+    batches = pick(level, 3, 24, 60)
+    rounds = pick(level, 1, 5, 9)
+    x, y = make_data(batches)
+    in_memory, over_tcp = mlp(sizes=(FEATURES, 256, CLASSES)), mlp(sizes=(FEATURES, 256, CLASSES))
+    fit_from_memory(in_memory, x[:BATCH], y[:BATCH], backend)  # warm up both paths
+    fit_from_tcp(over_tcp, x[:BATCH], y[:BATCH], backend)
+    ratios, mem_times, tcp_times, rates = [], [], [], []
+    for r in range(rounds):
+        # Alternate who goes first: the shared machine's speed drifts.
+        if r % 2:
+            tcp_t, mem_t = fit_from_tcp(over_tcp, x, y, backend), fit_from_memory(
+                in_memory, x, y, backend)  # fmt: skip
+        else:
+            mem_t = fit_from_memory(in_memory, x, y, backend)
+            tcp_t = fit_from_tcp(over_tcp, x, y, backend)
+        ratios.append(mem_t / tcp_t)
+        mem_times.append(mem_t)
+        tcp_times.append(tcp_t)
+        seconds, nbytes = raw_stream(x, y, backend)
+        rates.append(nbytes / seconds / 2**20)
+    return {"ratios": ratios, "mem": mem_times, "tcp": tcp_times, "rates": rates,
+            "batches": batches, "rounds": rounds, "backend": backend}  # fmt: skip
+
+
+def rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    ratio, spread = median_spread(m["ratios"])
+    rate, rate_spread = median_spread(m["rates"])
+    mem = float(np.median(m["mem"])) / m["batches"] * 1e3
+    tcp = float(np.median(m["tcp"])) / m["batches"] * 1e3
+    case = f"fit from TCP vs memory, {BATCH}x{FEATURES} f32, MLP 784-256-10 ({m['backend']})"
+    return [
+        make_row(
+            "tcp_stream", case,
+            f"{ratio:.2f}x (±{spread * 100:.0f}%): {tcp:.1f} vs {mem:.1f} ms/batch",
+            target=f">= {TARGET}x", passed=ratio >= TARGET, median=ratio, spread=spread,
+            unit="memory time / TCP time", rounds=m["rounds"], batches=m["batches"],
+            ms_per_batch_tcp=tcp, ms_per_batch_memory=mem,
+        ),
+        make_row(
+            "tcp_stream", f"raw stream over loopback, no training ({m['backend']})",
+            f"{rate:.0f} MB/s (±{rate_spread * 100:.0f}%)", median=rate, spread=rate_spread,
+            unit="MiB/s",
+        ),
+    ]  # fmt: skip
+
+
+def run(level: str = "full") -> list[dict[str, Any]]:
+    """Measure on the default event loop (uvloop when installed) and report."""
+    return rows(measure(level, default_backend()))
+
+
+def main() -> None:
+    from bench._report import format_table
+
+    level = "quick" if "--quick" in sys.argv else "full"
+    print(format_table(run(level)))
+
+
+if __name__ == "__main__":
+    main()

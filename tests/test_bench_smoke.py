@@ -1,0 +1,92 @@
+"""The benchmarks still run: each module's cheapest case at tiny sizes.
+
+No timing is asserted (the figures mean nothing at these sizes); what is checked
+is that every benchmark runs, returns well-formed rows, and that the runner
+prints them and writes its JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import __main__ as runner
+from bench._report import ROW_KEYS, format_table, median_spread
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check_rows(name: str, rows: list[dict[str, Any]]) -> None:
+    assert rows, f"{name} returned no rows"
+    for row in rows:
+        assert tuple(row) == ROW_KEYS
+        assert row["case"] != "crashed", row["measured"]
+        assert row["measured"]
+        assert row["target"]
+        assert row["passed"] in (True, False, None)
+        assert (row["passed"] is None) == (row["target"].startswith("-"))
+        assert row["median"] is None or math.isfinite(row["median"])
+        json.dumps(row)  # what --json writes
+
+
+@pytest.mark.parametrize("name", runner.BENCHMARKS)
+def test_each_benchmark_runs_and_returns_rows(name: str) -> None:
+    module = importlib.import_module(f"bench.{name}")
+    rows = module.run("smoke")
+    _check_rows(name, rows)
+
+
+def test_memory_pipeline_never_exceeds_its_bound() -> None:
+    from bench import memory
+
+    figures = memory.measure("smoke")
+    # The smoke epochs are 3 batches long and nothing is read past an epoch.
+    assert 1 <= figures["max_ahead"] <= min(3, figures["bound"])
+    assert len(figures["rss"]) == figures["epochs"]
+
+
+def test_runner_prints_one_table_and_writes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+
+    def fake_run(level: str) -> list[dict[str, Any]]:
+        calls.append(level)
+        raise RuntimeError("boom")
+
+    from bench import memory, overlap
+    from bench._report import make_row
+
+    monkeypatch.setattr(overlap, "run", fake_run)
+    monkeypatch.setattr(memory, "run", lambda level: [make_row("memory", level, "1 MB")])
+    out = tmp_path / "bench.json"
+    status = runner.main(["--quick", "--only", "overlap", "memory", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert calls == ["quick"]
+    assert status == 1  # a crashed benchmark fails the run, and the others still ran
+    assert printed.count("| benchmark | case |") == 1
+    assert "| memory | quick | 1 MB | - | - |" in printed
+    assert "RuntimeError: boom" in printed
+    report = json.loads(out.read_text())
+    assert report["level"] == "quick"
+    assert {"cpu", "cores", "blas", "python", "event_loops"} <= set(report["machine"])
+    assert [r["benchmark"] for r in report["rows"]][0] == "overlap"
+
+
+def test_median_spread_by_hand() -> None:
+    assert median_spread([1.0, 2.0, 3.0]) == (2.0, 0.5)
+    median, spread = median_spread([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert median == 3.0
+    assert spread == pytest.approx((4.5 - 1.5) / 2 / 3)  # exclusive quartiles: 1.5 and 4.5
+
+
+def test_table_escapes_pipes() -> None:
+    from bench._report import make_row
+
+    table = format_table([make_row("b", "a|b", "1x")])
+    assert table.splitlines()[-1] == "| b | a\\|b | 1x | - | - |"
