@@ -214,7 +214,12 @@ def test_check_writable_dir_refuses_a_read_only_folder(read_only_dir: Path) -> N
 def test_an_error_with_only_a_message_keeps_its_message(tmp_path: Path) -> None:
     target = tmp_path / "model.bin"
     target.write_bytes(b"old")
-    with pytest.raises(OSError, match="^disk full$"), atomic_write(target) as f:
-        f.write(b"new")
-        raise OSError("disk full")
+
+    def write_then_fail() -> None:
+        with atomic_write(target) as f:
+            f.write(b"new")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="^disk full$"):
+        write_then_fail()
     assert target.read_bytes() == b"old"
