@@ -30,6 +30,7 @@ BENCHMARKS = [
     "loop_lag",
     "memory",
     "tcp_stream",
+    "service_latency",
 ]
 
 
