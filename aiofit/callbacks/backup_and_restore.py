@@ -21,6 +21,15 @@ on bit-identically, mid-epoch included: the same shuffled order, the same dropou
 masks, the same final weights as a run never interrupted. Iterables and generators
 cannot seek to a position: they resume at the start of the backup's epoch (with a
 warning when the backup was taken in the middle of it).
+
+Self-positioning streams (:func:`aiofit.sources.from_redis_stream`) resume exactly
+too: their state (the last trained entry id) is part of the resume point, so it is
+written atomically with the weights, optimizer and rng states. After each backup is
+durable (fsynced and renamed), the callback awaits
+:meth:`~aiofit.engine.resume.FitProgress.commit`, and only then does the stream
+acknowledge the entries the backup covers. When ``fit`` completes, a final backup
+is written and committed before it is deleted, so every trained entry is
+acknowledged and a crash at any instant in between loses or repeats nothing.
 """
 
 from __future__ import annotations
@@ -139,14 +148,26 @@ class BackupAndRestore(Callback):
         """Delete the backup, only if ``fit`` completed and ``delete_checkpoint`` is set."""
         progress, self._progress = self._progress, None
         completed = progress is None or progress.completed  # by hand: as Keras
+        if completed and progress is not None:
+            final = progress.snapshot()
+            if final.source is not None and final.source.stream is not None:
+                # A stream acks only what a durable backup covers: back up the end first.
+                await self._write_and_commit(progress, final)
         if completed and self.delete_checkpoint:
             await anyio.to_thread.run_sync(self._delete)
 
     async def _save(self, fallback: ResumePoint) -> None:
         # Collected here, between steps (copies); written in a thread.
-        point = fallback if self._progress is None else self._progress.snapshot()
+        if self._progress is None:
+            arrays = _collect(self.model, fallback)
+            await anyio.to_thread.run_sync(self._write, arrays)
+        else:
+            await self._write_and_commit(self._progress, self._progress.snapshot())
+
+    async def _write_and_commit(self, progress: FitProgress, point: ResumePoint) -> None:
         arrays = _collect(self.model, point)
         await anyio.to_thread.run_sync(self._write, arrays)
+        await progress.commit(point)  # durable now: a stream may ack what it covers
 
     def _write(self, arrays: dict[str, np.ndarray]) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)

@@ -24,10 +24,19 @@ The mechanism, one small object and one direction:
 5. :attr:`FitProgress.completed` turns True once the epochs ran to their end,
    just before ``on_train_end``: a backup is deleted then, never after an error
    or a cancellation.
+6. A *self-positioning stream* (a one-shot source that keeps its position itself,
+   such as :func:`aiofit.sources.from_redis_stream`; the protocol is
+   :class:`~aiofit.engine.source_position.ResumableStream`) reports its state in
+   :attr:`SourcePosition.stream` (JSON: for Redis, the last trained entry id), is
+   handed it back on resume, and resumes exactly where the backup was taken. Once
+   a backup holding a point is durable, the callback that wrote it awaits
+   :meth:`FitProgress.commit` with that point: the stream may then forget what the
+   point covers (Redis acknowledges those entries).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +59,18 @@ class SourcePosition:
         pass_rng_state: Its state just before the live pass drew its order, or
             None when the next epoch opens a fresh pass.
         batches: Batches of that pass already trained.
+        stream: A self-positioning stream's own state (JSON-able), else None.
+        on_durable: Not saved: the stream's ``commit``, awaited with ``stream``
+            once a backup holding this position is durable.
     """
 
     rng_state: RngState | None
     pass_rng_state: RngState | None = None
     batches: int = 0
+    stream: dict[str, Any] | None = None
+    on_durable: Callable[[dict[str, Any]], Awaitable[None]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,7 @@ class ResumePoint:
                 "rng_state": source.rng_state,
                 "pass_rng_state": source.pass_rng_state,
                 "batches": source.batches,
+                "stream": source.stream,
             },
         }  # fmt: skip
 
@@ -111,7 +128,7 @@ class ResumePoint:
                 steps=None if data["steps"] is None else _count(data["steps"]),
                 source=None if source is None else SourcePosition(
                     _state(source["rng_state"]), _state(source["pass_rng_state"]),
-                    _count(source["batches"])),
+                    _count(source["batches"]), _state(source.get("stream"))),
             )  # fmt: skip
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(
@@ -128,7 +145,7 @@ def _count(value: Any) -> int:
 
 def _state(value: Any) -> RngState | None:
     if value is not None and not isinstance(value, dict):
-        raise ValueError(f"expected an rng state dict, got {value!r:.80}")
+        raise ValueError(f"expected a state dict, got {value!r:.80}")
     return value
 
 
@@ -160,6 +177,17 @@ class FitProgress:
         if not isinstance(point, ResumePoint):
             raise TypeError(f"request_resume takes a ResumePoint. Received: {point!r}")
         self.requested = point
+
+    async def commit(self, point: ResumePoint) -> None:
+        """Report that a backup holding ``point`` is durable (on disk, fsynced).
+
+        A self-positioning stream then lets go of what ``point`` covers (Redis
+        acknowledges those entries); for any other source this does nothing. Call
+        it only after the write has completed, with a point from :meth:`snapshot`.
+        """
+        source = point.source
+        if source is not None and source.stream is not None and source.on_durable is not None:
+            await source.on_durable(source.stream)
 
     def snapshot(self) -> ResumePoint:
         """Where the run stands now: after the last batch trained, or after the epoch."""

@@ -14,11 +14,17 @@ began, since with ``steps_per_epoch`` a pass spans epochs). A position is then
 computed from the anchor and the number of batches *trained*, never from what
 the loop has read ahead. Iterables (generators, streams) report no position:
 they resume at an epoch boundary (see :mod:`aiofit.engine.resume`).
+
+The exception is a *self-positioning stream* (:class:`ResumableStream`, e.g.
+:func:`aiofit.sources.from_redis_stream`): a one-shot async iterable that can say
+where it stands once its first ``n`` batches (of this process) have trained, as a
+JSON-able state, and can start from such a state on a rerun. Its position is that
+state; seeking hands the state to the stream before its pass is opened again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from anyio.abc import TaskGroup
@@ -29,9 +35,40 @@ from ..sources.iterables import SequenceSource
 from .resume import RngState, SourcePosition
 from .source_protocol import Pass, Source
 
-__all__ = ["PassTracker"]
+__all__ = ["PassTracker", "ResumableStream"]
 
 _POSITIONABLE = (ArraySource, IndexableSource, SequenceSource)
+
+
+@runtime_checkable
+class ResumableStream(Protocol):
+    """A one-shot stream of batches that keeps its own position across processes.
+
+    Batches are trained in the order the stream hands them out, so "the first
+    ``trained`` batches" names exactly what a backup covers.
+    """
+
+    def stream_state(self, trained: int) -> dict[str, Any]:
+        """A JSON-able state once the first ``trained`` batches handed out by this
+        object have trained (0: the state it was resumed from, if any)."""
+        ...
+
+    def resume_from(self, state: dict[str, Any]) -> None:
+        """Start after ``state`` (a :meth:`stream_state` of an earlier run)."""
+        ...
+
+    async def commit(self, state: dict[str, Any]) -> None:
+        """A backup holding ``state`` is durable: release what it covers."""
+        ...
+
+
+def _resumable(source: Source) -> ResumableStream | None:
+    # The engine wraps an async iterable in an AsyncIterableSource; the stream is
+    # the iterable inside. (Private attribute: see the note in the Redis report.)
+    for candidate in (source, getattr(source, "_iterable", None)):
+        if isinstance(candidate, ResumableStream):
+            return candidate
+    return None
 
 
 class PassTracker:
@@ -43,14 +80,29 @@ class PassTracker:
     """
 
     def __init__(self, source: Source, rng: np.random.Generator) -> None:
-        self.positionable = isinstance(source, _POSITIONABLE)
+        self._stream = _resumable(source)
+        self.positionable = isinstance(source, _POSITIONABLE) or self._stream is not None
+        self._stream_trained = 0  # batches of the stream trained, when last known
         self._rng = rng
         self._pass_rng: RngState | None = None
         self._anchor: tuple[RngState | None, int] | None = None
         self._seek: tuple[SourcePosition, int] | None = None
 
     def seek(self, position: SourcePosition, done: int) -> None:
-        """Make the next epoch start at ``position``, ``done`` batches into it."""
+        """Make the next epoch start at ``position``, ``done`` batches into it.
+
+        Raises:
+            ValueError: the position is of another kind of source.
+        """
+        if (position.stream is None) != (self._stream is None):
+            saved = "a stream's position" if position.stream is not None else "no stream state"
+            raise ValueError(
+                f"The backup holds {saved}, which does not fit this kind of source: pass "
+                f"the same data as the run that made it, or delete the backup. Received: "
+                f"position={position!r:.200}"
+            )
+        if self._stream is not None and position.stream is not None:
+            self._stream.resume_from(position.stream)
         self._seek = (position, done)
 
     @property
@@ -79,10 +131,21 @@ class PassTracker:
         if not self.positionable:
             return None
         rng = dict(self._rng.bit_generator.state)
+        if self._stream is not None:
+            return self._stream_position(rng, done)
         if self._anchor is None or (epoch_over and steps_per_epoch is None):
             return SourcePosition(rng)  # the next batch comes from a fresh pass
         pass_rng, offset = self._anchor
         return SourcePosition(rng, pass_rng, offset + done)
+
+    def _stream_position(self, rng: RngState, done: int) -> SourcePosition:
+        if self._anchor is not None:
+            self._stream_trained = self._anchor[1] + done
+        stream = self._stream
+        assert stream is not None
+        return SourcePosition(
+            rng, stream=stream.stream_state(self._stream_trained), on_durable=stream.commit
+        )
 
     async def reopen(
         self, source: Source, task_group: TaskGroup | None
@@ -92,6 +155,14 @@ class PassTracker:
         (position, done), self._seek = self._seek, None
         live: Pass | None = None
         self._anchor = None
+        if self._stream is not None:
+            # The stream was handed its state by seek(); it counts from 0 again.
+            self.opening()
+            live = await source.open_pass(task_group)
+            self._anchor, self._stream_trained = (None, -done), 0
+            if position.rng_state is not None:
+                self._rng.bit_generator.state = position.rng_state
+            return live, 0
         if position.pass_rng_state is not None:
             self._rng.bit_generator.state = position.pass_rng_state
             self.opening()
