@@ -31,6 +31,7 @@ BENCHMARKS = [
     "memory",
     "tcp_stream",
     "service_latency",
+    "mpi_allreduce",
 ]
 
 

@@ -18,9 +18,12 @@ __all__ = ["evaluate", "predict", "run_test_epoch"]
 
 
 async def run_test_epoch(
-    model: Any, cbs: CallbackList, worker: ComputeWorker, data: EpochIterator, index: int
-) -> dict[str, float]:
+    model: Any, cbs: CallbackList, worker: ComputeWorker, data: EpochIterator, index: int,
+    *, astep: Any = None, agree: Any = None,
+) -> dict[str, float]:  # fmt: skip
     """One pass of ``test_on_batch`` over ``data.epoch(index)``, firing the on_test_* hooks.
+
+    ``astep`` and ``agree`` are a strategy's (see :class:`~aiofit.engine.loop.Phase`).
 
     Returns the batch-size-weighted means of the step logs (empty when the
     source gave no batch).
@@ -35,6 +38,8 @@ async def run_test_epoch(
             "on_test_batch_end",
             means.add,
             where=lambda i: f"batch {i} of the evaluation data",
+            astep=astep,
+            agree=agree,
         )
         await drive(batches, await first_batch(batches), worker, cbs, phase)
     finally:

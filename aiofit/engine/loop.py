@@ -75,6 +75,11 @@ class Phase:
         where: Names batch ``index`` for a DataError raised by the model.
         stop: Checked after each batch (and before each queued step); true ends
             the epoch.
+        astep: When set, replaces ``step``: ``await astep(x, y, sample_weight)`` on
+            the event loop (a strategy's step, which uses the compute worker itself).
+        agree: When set, ``await agree(has_batch)`` before every batch, whether to
+            run it: ``False`` ends the epoch (participants that must end an epoch
+            together; see :mod:`aiofit.engine.strategy`). Either one means lockstep.
     """
 
     step: Callable[[Any, Any, Any], Any]
@@ -84,6 +89,8 @@ class Phase:
     where: Callable[[int], str]
     stop: Callable[[], bool] = lambda: False
     predicting: bool = False
+    astep: Callable[[Any, Any, Any], Awaitable[Any]] | None = None
+    agree: Callable[[bool], Awaitable[bool]] | None = None
 
     def end_logs(self, index: int, size: int, result: Any) -> dict[str, Any]:
         """The batch-end logs: the step's logs, or its predictions as ``outputs``."""
@@ -126,7 +133,7 @@ async def drive(
     end = getattr(cbs, phase.end) if cbs.overrides(phase.end) else None
     if not isinstance(batches, DirectEpoch):
         return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=False)
-    if _steered(cbs, phase):
+    if _steered(cbs, phase) or phase.astep is not None or phase.agree is not None:
         return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=True)
     return await _ahead(batches, first, worker, phase, begin, end, start)
 
@@ -151,34 +158,66 @@ async def _lockstep(
     # Prefetching a stream would hold this batch's end hook until the next batch
     # arrived, so only sources that never wait (in memory) are prefetched.
     index = start
-    while batch is not None:
+    while await _proceed(phase, batch):
+        assert batch is not None
         size = len(batch[0])
         if begin is not None:
             await begin(index, {"batch": index, "size": size})
-        job = worker.submit(phase.step, *batch)
-        upcoming: Any = _NOT_FETCHED
-        deferred: Exception | None = None
-        if prefetch:
-            try:
-                upcoming = await first_batch(batches)
-            except Exception as exc:  # belongs to batch index + 1: raised after this one
-                upcoming, deferred = None, exc
-            except BaseException:
-                worker.discard(job)
-                raise
-        if job.done:  # no suspension yet this batch: let other tasks (and cancellation) in
-            await anyio.lowlevel.checkpoint()
-        result = await _result(worker, job, phase, index)
+        if phase.astep is None:
+            result, upcoming, deferred = await _threaded_step(
+                batches, batch, worker, phase, index, prefetch=prefetch
+            )
+        else:
+            result = await _awaited_step(phase, batch, index)
+            upcoming, deferred = _NOT_FETCHED, None
         phase.record(result, size)
         if end is not None:
             await end(index, phase.end_logs(index, size, result))
         index += 1
         if phase.stop():
-            break
+            if phase.agree is None:
+                break
+            batch = None  # the others learn it in the agreement
+            continue
         if deferred is not None:
             raise deferred
         batch = await first_batch(batches) if upcoming is _NOT_FETCHED else upcoming
     return index
+
+
+async def _proceed(phase: Phase, batch: Batch | None) -> bool:
+    if phase.agree is None:
+        return batch is not None
+    return await phase.agree(batch is not None)
+
+
+async def _threaded_step(
+    batches: AsyncIterator[Batch], batch: Batch, worker: ComputeWorker, phase: Phase,
+    index: int, *, prefetch: bool,
+) -> tuple[Any, Any, Exception | None]:  # fmt: skip
+    """The step in the compute thread, the next batch fetched meanwhile when ``prefetch``."""
+    job = worker.submit(phase.step, *batch)
+    upcoming: Any = _NOT_FETCHED
+    deferred: Exception | None = None
+    if prefetch:
+        try:
+            upcoming = await first_batch(batches)
+        except Exception as exc:  # belongs to batch index + 1: raised after this one
+            upcoming, deferred = None, exc
+        except BaseException:
+            worker.discard(job)
+            raise
+    if job.done:  # no suspension yet this batch: let other tasks (and cancellation) in
+        await anyio.lowlevel.checkpoint()
+    return await _result(worker, job, phase, index), upcoming, deferred
+
+
+async def _awaited_step(phase: Phase, batch: Batch, index: int) -> Any:
+    assert phase.astep is not None
+    try:
+        return await phase.astep(*batch)
+    except DataError as exc:
+        raise DataError(f"{phase.where(index)}: {exc}") from exc
 
 
 async def _ahead(

@@ -33,6 +33,7 @@ from .logs import (
 )
 from .loop import Phase, aclose, drive, first_batch, original_errors
 from .resume import FitProgress, ResumePoint
+from .strategy import FitInputs, Strategy
 
 __all__ = ["fit"]
 
@@ -73,6 +74,7 @@ async def fit(
     steps_per_epoch: int | None = None,
     max_queue_size: int = 10,
     workers: int = 1,
+    strategy: Strategy | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs over ``x`` (Keras's ``Model.fit``).
 
@@ -80,7 +82,9 @@ async def fit(
     ``y`` and ``sample_weight``), an async iterable, a sync iterable (pulled in
     a worker thread) or an indexable dataset; see the API contract for epoch
     boundaries. The numpy steps run in one worker thread for the whole call, so
-    the event loop stays free.
+    the event loop stays free. A ``strategy`` (such as
+    :class:`aiofit.distributed.DataParallel`) takes over the steps and the data
+    layout; see :mod:`aiofit.engine.strategy`.
 
     Returns:
         The run's :class:`aiofit.History`.
@@ -100,6 +104,14 @@ async def fit(
     check_positive_int("validation_steps", validation_steps)
     check_validation_freq(validation_freq)
     verbose = resolve_verbose(verbose)
+    if strategy is not None:
+        inputs = _prepare(strategy, model, FitInputs(
+            x, y, sample_weight, batch_size, validation_data, validation_batch_size,
+            _callback_list(callbacks), verbose))  # fmt: skip
+        x, y, sample_weight = inputs.x, inputs.y, inputs.sample_weight
+        batch_size, callbacks, verbose = inputs.batch_size, inputs.callbacks, inputs.verbose
+        validation_data = inputs.validation_data
+        validation_batch_size = inputs.validation_batch_size
     rng = _model_rng(model)
     train = EpochIterator(
         x,
@@ -131,12 +143,29 @@ async def fit(
         epochs=epochs,
         steps=train.num_batches,
     )
-    run = _FitRun(model, cbs, train, val, validation_freq, steps_per_epoch, FitProgress(train))
+    run = _FitRun(
+        model, cbs, train, val, validation_freq, steps_per_epoch, FitProgress(train), strategy
+    )
     model.stop_training = False
     with original_errors():
         await run.run(initial_epoch, epochs)
     assert cbs.history is not None
     return cbs.history
+
+
+def _prepare(strategy: Any, model: Any, inputs: FitInputs) -> FitInputs:
+    if not isinstance(strategy, Strategy):
+        raise TypeError(
+            "strategy must implement aiofit.engine.strategy.Strategy (e.g. "
+            f"aiofit.distributed.DataParallel()). Received: {strategy!r}"
+        )
+    return strategy.prepare(model, inputs)
+
+
+def _callback_list(callbacks: Callback | list[Callback] | None) -> list[Any]:
+    if callbacks is None:
+        return []
+    return [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
 
 
 def _model_rng(model: Any) -> np.random.Generator:
@@ -184,6 +213,7 @@ class _FitRun:
     validation_freq: int | Collection[int]
     steps_per_epoch: int | None
     progress: FitProgress
+    strategy: Strategy | None = None
     logs: dict[str, Any] = field(default_factory=dict)
     validations: int = 0
 
@@ -201,6 +231,8 @@ class _FitRun:
                 worker = await stack.enter_async_context(ComputeWorker())
                 began = True
                 await self.cbs.on_train_begin({})
+                if self.strategy is not None:
+                    await self.strategy.begin(self.model, worker)
                 point = self._resume_point()
                 start = initial_epoch if point is None else point.epoch
                 await self._epochs(worker, start, epochs, point)
@@ -244,19 +276,43 @@ class _FitRun:
                 return
             if self.val is not None and should_validate(self.validation_freq, epoch):
                 val_logs = await run_test_epoch(
-                    self.model, self.cbs, worker, self.val, self.validations
-                )
+                    self.model, self.cbs, worker, self.val, self.validations,
+                    **self._strategy_steps(worker, "test_step"),
+                )  # fmt: skip
                 self.validations += 1
                 if not val_logs:
                     warnings.warn(VAL_RAN_OUT.format(epoch + 1), UserWarning, stacklevel=4)
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             await self.cbs.on_epoch_end(epoch, logs)
             self.logs = logs
-            if self.model.stop_training:
+            ran_out = self.train.exhausted and count < (self.steps_per_epoch or 0)
+            stop = bool(self.model.stop_training)
+            if self.strategy is not None:
+                stop, ran_out = await self.strategy.any_rank(stop, ran_out)
+                self.model.stop_training = stop
+            if stop:
                 return
-            if self.train.exhausted and count < (self.steps_per_epoch or 0):
+            if ran_out:
                 warnings.warn(RAN_OUT, UserWarning, stacklevel=4)
                 return
+
+    def _strategy_steps(self, worker: ComputeWorker, step: str) -> dict[str, Any]:
+        """The strategy's ``astep`` and ``agree`` for a :class:`Phase` (none without one)."""
+        strategy, model = self.strategy, self.model
+        if strategy is None:
+            return {}
+
+        async def astep(x: Any, y: Any, sample_weight: Any) -> Any:
+            return await getattr(strategy, step)(worker, model, x, y, sample_weight)
+
+        async def agree(has_batch: bool) -> bool:
+            # Every participant learns who is out of batches or asked to stop.
+            out, stop = await strategy.any_rank(not has_batch, bool(model.stop_training))
+            if stop:
+                model.stop_training = True
+            return not (out or stop)
+
+        return {"astep": astep, "agree": agree}
 
     async def _train_epoch(
         self, worker: ComputeWorker, epoch: int, point: ResumePoint | None
@@ -272,6 +328,8 @@ class _FitRun:
         batches = self.train.epoch(epoch)
         try:
             first = await first_batch(batches)
+            if self.strategy is not None and (await self.strategy.any_rank(first is None))[0]:
+                first = None  # a participant has no batch this epoch, so none trains one
             if first is None and count == 0:
                 return None, 0
             await cbs.on_epoch_begin(epoch, {})
@@ -282,6 +340,7 @@ class _FitRun:
                 self.progress.record,
                 where=lambda i: f"batch {i} of epoch {epoch + 1}",
                 stop=lambda: bool(model.stop_training),
+                **self._strategy_steps(worker, "train_step"),
             )
             if first is not None:
                 count = await drive(batches, first, worker, cbs, phase, count)

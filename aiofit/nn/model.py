@@ -227,15 +227,59 @@ class Model(Trainer):
             aiofit.DataError: the batch is malformed; nothing was changed.
             RuntimeError: the model was not compiled.
         """
-        compiled = self._require_loss("train_on_batch")
-        X, Y, SW = self._validate(x, y, sample_weight, class_weight, _where or "train_on_batch")
+        self._require_loss("train_on_batch")  # errors name the method the user called
+        logs, grads = self.compute_gradients(
+            x, y, sample_weight, class_weight, _where=_where or "train_on_batch")
+        self.apply_gradients(grads)
+        return logs
+
+    def compute_gradients(self, x: Any, y: Any, sample_weight: Any = None,
+                          class_weight: dict[int, float] | None = None, *,
+                          _where: str | None = None) -> tuple[dict[str, float], np.ndarray]:
+        """The first half of :meth:`train_on_batch`: forward and backward, no update.
+
+        Data-parallel training computes each rank's gradients with this, averages
+        them across ranks, then steps with :meth:`apply_gradients`.
+
+        Takes the arguments of :meth:`train_on_batch` and raises its errors.
+
+        Returns:
+            ``(logs, grads)``: the batch's logs (as ``train_on_batch`` returns them)
+            and every trainable weight's gradient of the mean batch loss in one flat
+            1-D array, laid out as the weights are packed (layer by layer, Keras's
+            order). ``grads`` is the model's own buffer: the next call overwrites it.
+        """
+        compiled = self._require_loss("compute_gradients")
+        X, Y, SW = self._validate(x, y, sample_weight, class_weight, _where or "compute_gradients")
         y_pred = self._forward(X, True)
         value, dY = compiled.loss.value_and_grad(Y, y_pred, SW)
         logs = self._logs(compiled, value, Y, y_pred, SW)
         self._backward(dY)
-        if self._flat_params.size:
-            compiled.optimizer.apply(self._flat_params, self._flat_grads)
-        return logs
+        return logs, self._flat_grads
+
+    def apply_gradients(self, grads: np.ndarray) -> None:
+        """One optimizer step from a flat gradient laid out as :meth:`compute_gradients`'s.
+
+        Args:
+            grads: a 1-D array of the model's dtype and parameter count; the
+                optimizer may overwrite it (clipping works in place).
+
+        Raises:
+            RuntimeError: the model was not compiled.
+            ValueError: ``grads`` has the wrong shape or dtype.
+        """
+        compiled = self._require_loss("apply_gradients")
+        params = self._flat_params
+        if not isinstance(grads, np.ndarray) or grads.shape != params.shape \
+                or grads.dtype != params.dtype:
+            raise ValueError(
+                f"apply_gradients() takes a 1-D {params.dtype} array of {params.size} "
+                "gradients, as compute_gradients() returns. Received: "
+                f"{getattr(grads, 'dtype', type(grads).__name__)} of shape "
+                f"{getattr(grads, 'shape', None)}"
+            )
+        if params.size:
+            compiled.optimizer.apply(params, grads)
 
     def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None, *,
                       _where: str | None = None,  # noqa: PT019 (Keras's name, not a test)

@@ -26,7 +26,8 @@ class Trainer:
             validation_batch_size: int | None = None, shuffle: bool = True,
             class_weight: dict[int, float] | None = None, sample_weight: Any = None,
             initial_epoch: int = 0, steps_per_epoch: int | None = None,
-            max_queue_size: int = 10, workers: int = 1) -> Coroutine[Any, Any, Any]:
+            max_queue_size: int = 10, workers: int = 1,
+            strategy: Any = None) -> Coroutine[Any, Any, Any]:
         """``aiofit.fit(self, ...)``: a coroutine to await; returns ``History``."""
         from .. import engine  # the nn core stays importable without an event loop
 
@@ -37,7 +38,7 @@ class Trainer:
             validation_batch_size=validation_batch_size, shuffle=shuffle,
             class_weight=class_weight, sample_weight=sample_weight,
             initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-            max_queue_size=max_queue_size, workers=workers)
+            max_queue_size=max_queue_size, workers=workers, strategy=strategy)
 
     def evaluate(self, x: Any, y: Any = None, *, batch_size: int | None = None,
                  steps: int | None = None, sample_weight: Any = None, verbose: Any = "auto",
