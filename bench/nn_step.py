@@ -133,7 +133,11 @@ def _rows(opt: str, batch: int, t: dict[str, Timing]) -> list[dict[str, Any]]:
         median, spread = t["torch"].median / ours.median, max(ours.spread, t["torch"].spread)
     else:
         measured, median, spread = f"torch not installed; {ms}", None, None
+    # Issue targets: 1.2x PyTorch eager's speed at batch 32 and 128, parity at 512.
+    need = 1.2 if batch < 512 else 1.0
     rows = [make_row("nn step vs PyTorch", case, measured, median=median, spread=spread,
+                     target=f">= {need}x" if median is not None else "-",
+                     passed=None if median is None else median >= need,
                      unit="x torch speed", aiofit_ms=ours.median * 1e3)]  # fmt: skip
     if "matmul_floor" in t:
         floor = t["matmul_floor"]
@@ -142,6 +146,8 @@ def _rows(opt: str, batch: int, t: dict[str, Timing]) -> list[dict[str, Any]]:
                 "nn step vs matmul floor",
                 case,
                 f"{ours.median / floor.median:.2f}x the floor (±{ours.spread * 100:.0f}%)",
+                target="<= 1.25x",
+                passed=ours.median / floor.median <= 1.25,
                 median=ours.median / floor.median,
                 spread=max(ours.spread, floor.spread),
                 unit="x floor time",
