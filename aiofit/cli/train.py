@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import callbacks, sources
+from .. import callbacks, distributed, sources
 from ._common import CliError, UsageError, existing_file, load_dataset, parse_address, run_async
 from ._model_spec import ModelSpec, infer_outputs, load_config
 
@@ -94,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if data is not None:
         fit_args.update(batch_size=spec.batch_size, shuffle=True)
+    if distributed.launched_by_mpi():  # mpiexec -n N python -m mpi4py -m aiofit train ...
+        fit_args["strategy"] = distributed.DataParallel()
     history = run_async(lambda: model.fit(*(data or (source,)), **fit_args))
-    _report(history, args.out / CHECKPOINT)
+    if "strategy" not in fit_args or distributed.is_primary():
+        _report(history, args.out / CHECKPOINT)
     return 0
 
 
