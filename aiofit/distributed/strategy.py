@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.compute import ComputeWorker
 from ..engine.strategy import FitInputs
+from ..engine.worker_thread import WorkerThread
 from .comm import Communicator
 from .placement import for_rank
 from .sharding import is_arrays, rank_rows, shard_source, take_rows
@@ -103,7 +103,7 @@ class DataParallel:
             verbose=inputs.verbose if rank == 0 else 0,
         )  # fmt: skip
 
-    async def begin(self, model: Any, worker: ComputeWorker) -> None:
+    async def begin(self, model: Any, worker: WorkerThread) -> None:
         """Every rank takes rank 0's rng states, optimizer state and (if built) weights."""
         if self.size == 1:
             return
@@ -113,7 +113,7 @@ class DataParallel:
         self._weights_synced = state["weights"] is not None
 
     async def train_step(
-        self, worker: ComputeWorker, model: Any, x: Any, y: Any, sample_weight: Any
+        self, worker: WorkerThread, model: Any, x: Any, y: Any, sample_weight: Any
     ) -> dict[str, float]:
         """Local gradients, one allreduce of one buffer, the same step on every rank."""
         if self.size == 1:
@@ -132,7 +132,7 @@ class DataParallel:
         return logs
 
     async def test_step(
-        self, worker: ComputeWorker, model: Any, x: Any, y: Any, sample_weight: Any
+        self, worker: WorkerThread, model: Any, x: Any, y: Any, sample_weight: Any
     ) -> dict[str, float]:
         """The global batch's validation logs: local logs, one small allreduce."""
         if self.size == 1:
@@ -184,7 +184,7 @@ class DataParallel:
 
     # -- keeping the ranks identical ------------------------------------------------------------
 
-    async def _sync_built_weights(self, worker: ComputeWorker, model: Any, x: Any) -> None:
+    async def _sync_built_weights(self, worker: WorkerThread, model: Any, x: Any) -> None:
         """Build an unbuilt model (drawing the same rng numbers as the step would), then
         take rank 0's weights."""
         if not getattr(model, "built", True):

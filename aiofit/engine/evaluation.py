@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 
 from ..callbacks import Callback, CallbackList
-from .compute import ComputeWorker
 from .epoch_iterator import EpochIterator
 from .logs import WeightedMeans, check_positive_int, check_trainable, resolve_verbose
 from .loop import Phase, aclose, drive, first_batch, original_errors
+from .worker_thread import WorkerThread
 
 __all__ = ["evaluate", "predict", "run_test_epoch"]
 
 
 async def run_test_epoch(
-    model: Any, cbs: CallbackList, worker: ComputeWorker, data: EpochIterator, index: int,
+    model: Any, cbs: CallbackList, worker: WorkerThread, data: EpochIterator, index: int,
     *, astep: Any = None, agree: Any = None,
 ) -> dict[str, float]:  # fmt: skip
     """One pass of ``test_on_batch`` over ``data.epoch(index)``, firing the on_test_* hooks.
@@ -94,7 +94,7 @@ async def evaluate(
     with original_errors():
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(data)
-            worker = await stack.enter_async_context(ComputeWorker())
+            worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
             logs = await run_test_epoch(model, cbs, worker, data, 0)
     if not logs:
         warnings.warn("evaluate got no batch: the input ran out of data.", UserWarning, 2)
@@ -153,7 +153,7 @@ async def _predict_batches(
 ) -> None:
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(data)
-        worker = await stack.enter_async_context(ComputeWorker())
+        worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
         await cbs.on_predict_begin({})
         batches = data.epoch(0)
         try:

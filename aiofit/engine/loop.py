@@ -35,8 +35,8 @@ import anyio.lowlevel
 
 from .._exceptions import DataError
 from ..callbacks import CallbackList, History, ProgbarLogger
-from .compute import ComputeWorker, Job, job_result
 from .epoch_stream import DirectEpoch
+from .worker_thread import Job, WorkerThread, job_result
 
 __all__ = [
     "AHEAD",
@@ -118,7 +118,7 @@ async def aclose(batches: AsyncIterator[Batch]) -> None:
 async def drive(
     batches: AsyncIterator[Batch],
     first: Batch | None,
-    worker: ComputeWorker,
+    worker: WorkerThread,
     cbs: CallbackList,
     phase: Phase,
     start: int = 0,
@@ -147,7 +147,7 @@ def _steered(cbs: CallbackList, phase: Phase) -> bool:
 async def _lockstep(
     batches: AsyncIterator[Batch],
     batch: Batch | None,
-    worker: ComputeWorker,
+    worker: WorkerThread,
     phase: Phase,
     begin: Hook | None,
     end: Hook | None,
@@ -192,7 +192,7 @@ async def _proceed(phase: Phase, batch: Batch | None) -> bool:
 
 
 async def _threaded_step(
-    batches: AsyncIterator[Batch], batch: Batch, worker: ComputeWorker, phase: Phase,
+    batches: AsyncIterator[Batch], batch: Batch, worker: WorkerThread, phase: Phase,
     index: int, *, prefetch: bool,
 ) -> tuple[Any, Any, Exception | None]:  # fmt: skip
     """The step in the compute thread, the next batch fetched meanwhile when ``prefetch``."""
@@ -223,7 +223,7 @@ async def _awaited_step(phase: Phase, batch: Batch, index: int) -> Any:
 async def _ahead(
     batches: AsyncIterator[Batch],
     batch: Batch | None,
-    worker: ComputeWorker,
+    worker: WorkerThread,
     phase: Phase,
     begin: Hook | None,
     end: Hook | None,
@@ -255,7 +255,7 @@ class _Queue:
     """The steps queued on the compute thread in "ahead" mode, handed back in order."""
 
     def __init__(
-        self, batches: AsyncIterator[Batch], batch: Batch | None, worker: ComputeWorker,
+        self, batches: AsyncIterator[Batch], batch: Batch | None, worker: WorkerThread,
         phase: Phase, start: int = 0,
     ) -> None:  # fmt: skip
         self.batches, self.batch, self.worker, self.phase = batches, batch, worker, phase
@@ -328,7 +328,7 @@ class _Gate:
             raise
 
 
-async def _result(worker: ComputeWorker, job: Job, phase: Phase, index: int) -> Any:
+async def _result(worker: WorkerThread, job: Job, phase: Phase, index: int) -> Any:
     await worker.until_done(job)
     return _outcome(job, phase, index)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .compute import ComputeWorker
+from .worker_thread import WorkerThread
 
 __all__ = ["FitInputs", "Strategy"]
 
@@ -51,18 +51,18 @@ class Strategy(Protocol):
         """The inputs ``fit`` goes on with (``verbose`` is already resolved to 0, 1 or 2)."""
         ...
 
-    async def begin(self, model: Any, worker: ComputeWorker) -> None:
+    async def begin(self, model: Any, worker: WorkerThread) -> None:
         """Called once after ``on_train_begin``, before the first epoch."""
         ...
 
     async def train_step(
-        self, worker: ComputeWorker, model: Any, x: Any, y: Any, sample_weight: Any
+        self, worker: WorkerThread, model: Any, x: Any, y: Any, sample_weight: Any
     ) -> dict[str, float]:
         """One training step on one batch; returns the batch's logs."""
         ...
 
     async def test_step(
-        self, worker: ComputeWorker, model: Any, x: Any, y: Any, sample_weight: Any
+        self, worker: WorkerThread, model: Any, x: Any, y: Any, sample_weight: Any
     ) -> dict[str, float]:
         """One validation step on one batch; returns the batch's logs."""
         ...

@@ -1,7 +1,7 @@
 """``aiofit.fit``: Keras's training loop over any source, on any anyio backend.
 
 Who owns what: the :class:`EpochIterator` owns the source (batching,
-shuffling, producers, the bounded buffer); the :class:`ComputeWorker` owns the
+shuffling, producers, the bounded buffer); the :class:`WorkerThread` owns the
 thread that runs the model's steps; :func:`fit` owns the epoch structure and
 the callback hooks, and opens all three in one ``async with`` so every task and
 thread it starts is gone when it returns, however it returns. A callback may ask
@@ -21,7 +21,6 @@ import anyio
 import numpy as np
 
 from ..callbacks import Callback, CallbackList, History
-from .compute import ComputeWorker
 from .epoch_iterator import EpochIterator
 from .evaluation import run_test_epoch
 from .logs import (
@@ -34,6 +33,7 @@ from .logs import (
 from .loop import Phase, aclose, drive, first_batch, original_errors
 from .resume import FitProgress, ResumePoint
 from .strategy import FitInputs, Strategy
+from .worker_thread import WorkerThread
 
 __all__ = ["fit"]
 
@@ -228,7 +228,7 @@ class _FitRun:
                 await stack.enter_async_context(self.train)
                 if self.val is not None:
                     await stack.enter_async_context(self.val)
-                worker = await stack.enter_async_context(ComputeWorker())
+                worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
                 began = True
                 await self.cbs.on_train_begin({})
                 if self.strategy is not None:
@@ -266,7 +266,7 @@ class _FitRun:
         return point
 
     async def _epochs(
-        self, worker: ComputeWorker, initial_epoch: int, epochs: int, point: ResumePoint | None
+        self, worker: WorkerThread, initial_epoch: int, epochs: int, point: ResumePoint | None
     ) -> None:
         for epoch in range(initial_epoch, epochs):
             logs, count = await self._train_epoch(worker, epoch, point)
@@ -296,7 +296,7 @@ class _FitRun:
                 warnings.warn(RAN_OUT, UserWarning, stacklevel=4)
                 return
 
-    def _strategy_steps(self, worker: ComputeWorker, step: str) -> dict[str, Any]:
+    def _strategy_steps(self, worker: WorkerThread, step: str) -> dict[str, Any]:
         """The strategy's ``astep`` and ``agree`` for a :class:`Phase` (none without one)."""
         strategy, model = self.strategy, self.model
         if strategy is None:
@@ -315,7 +315,7 @@ class _FitRun:
         return {"astep": astep, "agree": agree}
 
     async def _train_epoch(
-        self, worker: ComputeWorker, epoch: int, point: ResumePoint | None
+        self, worker: WorkerThread, epoch: int, point: ResumePoint | None
     ) -> tuple[dict[str, Any] | None, int]:
         """The epoch's training logs and batch count; ``None`` logs when it got no batch.
 

@@ -1,69 +1,81 @@
-"""A dedicated thread that runs blocking calls for the event loop, one at a time.
+"""A worker thread owned by an ``async with`` block: the engine's compute thread, and
+the thread that pulls sync iterables and indexable datasets.
 
-Why not ``anyio.to_thread.run_sync``: its pooled threads outlive the call (they idle
-for a while before exiting), so "no thread left behind" cannot be checked, and each
-call pays for a pool hand-off. A :class:`WorkerThread` is owned by an ``async with``
-block: the thread starts on entry and is joined on exit, and the loop is woken by the
-cheapest thread-safe primitive of the running backend.
+The model's steps are synchronous numpy work; running them on the event loop
+would stall every other task for the length of a step. ``anyio.to_thread``
+pays a pool hand-off per call and leaves idle pool threads behind, so the
+engine keeps a single dedicated thread for the whole call instead, fed by a
+:class:`queue.SimpleQueue`.
+
+Submitting and waiting are separate (:meth:`WorkerThread.submit`, then
+:meth:`WorkerThread.wait`), so the engine can queue several steps or fetch
+the next batch while a step computes. A finished step stores its outcome on
+its job; the thread wakes the event loop only if a task is already waiting for
+that job, with the cheapest thread-safe primitive of the backend:
+``call_soon_threadsafe`` resolving a future on asyncio (and uvloop),
+``TrioToken.run_sync_soon`` rescheduling the task on trio. Every wake-up costs
+a thread switch (and a GIL hand-off), so not waking a loop that is not waiting
+is what keeps the engine's overhead per batch small.
+
+A step cannot be interrupted half-way (it would leave the weights half
+updated), so leaving the worker, even by cancellation, waits for the step in
+flight to finish and for the thread to exit: nothing is left running.
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
+import sniffio
 
-__all__ = ["WorkerThread"]
+__all__ = ["WorkerThread", "Job", "job_result"]
 
-T = TypeVar("T")
+# A job's result travels as (value, exception); exactly one is meaningful.
+_Outcome = tuple[Any, BaseException | None]
 _STOP = object()
 
 
-def _loop_waker() -> Callable[[Callable[[], object]], object]:
-    """Return a function that schedules a callback on the running loop from any thread."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio: the only other anyio backend is trio
-        import trio
+class Job:
+    """One submitted call: its outcome once finished, and who waits for it."""
 
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    return loop.call_soon_threadsafe
-
-
-class _Call:
-    __slots__ = ("args", "done", "error", "fn", "result")
+    __slots__ = ("args", "fn", "outcome", "waiter")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.fn = fn
-        self.args = args
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
+        self.fn: Callable[..., Any] | None = fn
+        self.args: tuple[Any, ...] = args
+        self.outcome: _Outcome | None = None
+        self.waiter: Any = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has finished (its outcome is ready)."""
+        return self.outcome is not None
 
 
 class WorkerThread:
-    """One thread, owned by an ``async with`` block, running calls in submission order.
+    """Run synchronous callables one at a time, in order, in a thread owned by this object.
 
     Example:
-        >>> async def main():  # doctest: +SKIP
-        ...     async with WorkerThread("reader") as worker:
-        ...         line = await worker.run(sys.stdin.readline)
+        >>> async with WorkerThread() as worker:
+        ...     job = worker.submit(model.train_on_batch, x, y)
+        ...     batch = await next_batch()          # overlaps with the step
+        ...     logs = await worker.wait(job)
 
-    A call cannot be interrupted once the thread has started it: cancelling
-    :meth:`run` returns at once, and leaving the block waits (shielded) for the
-    call in progress to return before joining the thread.
+    Jobs never run concurrently, which is what :class:`aiofit.Trainable`
+    promises its models.
     """
 
     def __init__(self, name: str = "aiofit-worker") -> None:
         self._name = name
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stopped = anyio.Event()
+        self._backend: _Backend | None = None
 
     @property
     def ident(self) -> int | None:
@@ -71,10 +83,10 @@ class WorkerThread:
         return None if self._thread is None else self._thread.ident
 
     async def __aenter__(self) -> WorkerThread:
-        wake = _loop_waker()
-        self._thread = threading.Thread(
-            target=self._serve, args=(wake,), name=self._name, daemon=True
-        )
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} can only be entered once")
+        self._backend = _current_backend()
+        self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
         self._thread.start()
         return self
 
@@ -87,60 +99,158 @@ class WorkerThread:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the thread after its current call and join it (idempotent)."""
-        if self._thread is None:
+        """Stop the thread after the jobs already submitted; idempotent."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
             return
-        thread, self._thread = self._thread, None
-        self._requests.put(_STOP)
+        stop = Job(_stop, ())
+        self._jobs.put(stop)
         with anyio.CancelScope(shield=True):
-            await self._stopped.wait()
-        thread.join()  # the thread has signalled its last act: this returns at once
+            # Finished only after every earlier job, so the join returns at once.
+            await self.wait(stop)
+        thread.join()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the thread and return its result or raise its error."""
-        result: T = await self.wait(self.submit(fn, *args))
-        return result
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Job:
+        """Queue ``fn(*args)`` for the thread; returns the job to :meth:`wait` on."""
+        if self._backend is None or self._thread is None or not self._thread.is_alive():
+            raise RuntimeError(f"{self._name} is not running; use it as `async with`")
+        job = Job(fn, args)
+        self._jobs.put(job)
+        return job
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> _Call:
-        """Queue ``fn(*args)`` behind the calls already queued; :meth:`wait` for it later.
+    async def wait(self, job: Job) -> Any:
+        """Return (or raise) the outcome of a submitted job, suspending until it is done."""
+        await self.until_done(job)
+        return job_result(job)
 
-        Queueing the next call before the current one is collected keeps the thread
-        busy instead of idle for a round trip through the event loop.
-        """
-        if self._thread is None:
-            raise RuntimeError(f"WorkerThread {self._name!r} is not running")
-        call = _Call(fn, args)
-        self._requests.put(call)
-        return call
+    async def until_done(self, job: Job) -> None:
+        """Suspend until ``job`` has finished (and so has every job before it)."""
+        if job.outcome is None:
+            assert self._backend is not None
+            with self._lock:
+                if job.outcome is None:
+                    job.waiter = self._backend.waiter()
+            if job.waiter is not None:
+                await self._backend.sleep(job)
 
-    @staticmethod
-    async def wait(call: _Call) -> Any:
-        """The result of a submitted call, or its error raised as itself."""
-        await call.done.wait()
-        if call.error is not None:
-            raise call.error
-        return call.result
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``submit`` then ``wait``: run ``fn(*args)`` in the thread."""
+        return await self.wait(self.submit(fn, *args))
 
-    def _serve(self, wake: Callable[[Callable[[], object]], object]) -> None:
+    def discard(self, job: Job) -> None:
+        """Forget a job nobody will wait for any more."""
+        if self._backend is not None:
+            self._backend.forget(job)
+
+    def _serve(self) -> None:
+        backend = self._backend
+        assert backend is not None
         while True:
-            call = self._requests.get()
-            if call is _STOP:
-                break
+            job = self._jobs.get()
+            fn, args = job.fn, job.args
+            job.fn, job.args = None, ()  # drop the batch once it has been used
             try:
-                call.result = call.fn(*call.args)
+                outcome: _Outcome = (fn(*args), None)  # type: ignore[misc]
             except BaseException as exc:  # delivered to the awaiting task, re-raised there
-                call.error = exc
-            if not _try_wake(wake, call.done.set):
+                outcome = (None, exc)
+            with self._lock:
+                job.outcome = outcome
+                waiter = job.waiter
+            if waiter is not None:
+                backend.wake(job, waiter)
+            if fn is _stop:
                 return
-            del call  # drop references to the result before blocking again
-        _try_wake(wake, self._stopped.set)
+            del outcome, fn, args, job, waiter
 
 
-def _try_wake(
-    wake: Callable[[Callable[[], object]], object], callback: Callable[[], object]
-) -> bool:
-    try:
-        wake(callback)
-    except RuntimeError:  # the event loop is gone: its owner never closed us; just stop
-        return False
-    return True
+def job_result(job: Job) -> Any:
+    """The value a finished job returned, or raise what it raised."""
+    value, exc = job.outcome  # type: ignore[misc]
+    if exc is not None:
+        raise exc
+    return value
+
+
+def _stop() -> None:
+    return None
+
+
+class _Backend:
+    def waiter(self) -> Any:
+        """A token for the current task to sleep on (made on the event loop thread)."""
+        raise NotImplementedError
+
+    async def sleep(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        """Called from the worker thread once ``job.outcome`` is set."""
+        raise NotImplementedError
+
+    def forget(self, job: Job) -> None:
+        raise NotImplementedError
+
+
+class _AsyncioBackend(_Backend):
+    def __init__(self) -> None:
+        import asyncio
+
+        self._loop = asyncio.get_running_loop()
+
+    def waiter(self) -> Any:
+        return self._loop.create_future()
+
+    async def sleep(self, job: Job) -> None:
+        await job.waiter
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        self._loop.call_soon_threadsafe(_settle, waiter)
+
+    def forget(self, job: Job) -> None:
+        if job.waiter is not None:
+            job.waiter.cancel()
+
+
+def _settle(future: Any) -> None:
+    if not future.done():  # a cancelled waiter wants nothing
+        future.set_result(None)
+
+
+class _TrioBackend(_Backend):
+    def __init__(self) -> None:
+        import outcome
+        import trio
+
+        self._lowlevel = trio.lowlevel
+        self._token = trio.lowlevel.current_trio_token()
+        self._value = outcome.Value
+
+    def waiter(self) -> Any:
+        return self._lowlevel.current_task()
+
+    async def sleep(self, job: Job) -> None:
+        def abort(_raise_cancel: Any) -> Any:
+            job.waiter = None  # on the trio thread, like _settle: no race
+            return self._lowlevel.Abort.SUCCEEDED
+
+        await self._lowlevel.wait_task_rescheduled(abort)
+
+    def wake(self, job: Job, waiter: Any) -> None:
+        self._token.run_sync_soon(self._settle, job, waiter)
+
+    def _settle(self, job: Job, task: Any) -> None:
+        if job.waiter is task:
+            job.waiter = None
+            self._lowlevel.reschedule(task, self._value(None))
+
+    def forget(self, job: Job) -> None:
+        job.waiter = None
+
+
+def _current_backend() -> _Backend:
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return _AsyncioBackend()
+    if library == "trio":
+        return _TrioBackend()
+    raise RuntimeError(f"aiofit runs on asyncio or trio. Received: event loop {library!r}")

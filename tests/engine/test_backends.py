@@ -118,7 +118,7 @@ def test_run_rejects_what_is_not_a_coroutine() -> None:
 async def test_compute_worker_runs_jobs_in_order_on_its_own_thread() -> None:
     import threading
 
-    from aiofit.engine.compute import ComputeWorker
+    from aiofit.engine.worker_thread import WorkerThread
 
     seen: list[tuple[int, str]] = []
 
@@ -128,7 +128,7 @@ async def test_compute_worker_runs_jobs_in_order_on_its_own_thread() -> None:
             raise LookupError(i)
         return i * i
 
-    async with ComputeWorker() as worker:
+    async with WorkerThread("aiofit-compute") as worker:
         jobs = [worker.submit(job, i) for i in range(6)]
         assert await worker.wait(jobs[5]) == 25  # later jobs can be awaited first
         assert [await worker.wait(j) for j in jobs[:3]] == [0, 1, 4]
