@@ -30,7 +30,7 @@ import numpy as np
 from anyio.abc import TaskGroup
 
 from ..sources.arrays import ArraySource
-from ..sources.indexable import IndexablePass, IndexableSource
+from ..sources.indexable import IndexableSource
 from ..sources.iterables import SequenceSource
 from .resume import RngState, SourcePosition
 from .source_protocol import Pass, Source
@@ -64,8 +64,8 @@ class ResumableStream(Protocol):
 
 def _resumable(source: Source) -> ResumableStream | None:
     # The engine wraps an async iterable in an AsyncIterableSource; the stream is
-    # the iterable inside. (Private attribute: see the note in the Redis report.)
-    for candidate in (source, getattr(source, "_iterable", None)):
+    # the iterable inside.
+    for candidate in (source, getattr(source, "iterable", None)):
         if isinstance(candidate, ResumableStream):
             return candidate
     return None
@@ -178,11 +178,6 @@ async def _skip(live: Any, count: int) -> None:
     skip = getattr(live, "skip", None)
     if callable(skip):  # the optional fast path of the Pass protocol
         skip(count)
-        return
-    if isinstance(live, IndexablePass):
-        # Not fetched: the pass starts its fetches at this position. (Stopgap until
-        # IndexablePass grows the protocol's ``skip``.)
-        live._started = count
         return
     for _ in range(count):  # in memory: slicing or indexing only
         if await live.next(None) is None:

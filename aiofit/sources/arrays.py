@@ -83,6 +83,10 @@ class ArrayPass:
         self._order = order
         self._next = 0
 
+    def skip(self, count: int) -> None:
+        """Start this pass ``count`` batches in, slicing none of them (for resuming)."""
+        self._next += count
+
     async def next(self, remaining: int | None = None) -> Batch | None:
         """The next batch, or None when the pass is over."""
         return self.next_nowait()

@@ -125,6 +125,12 @@ class IndexablePass:
         self._started = 0
         self._window: deque[_Fetch] = deque()
 
+    def skip(self, count: int) -> None:
+        """Start this pass ``count`` batches in, fetching none of them (for resuming)."""
+        if self._started or self._window:
+            raise RuntimeError("skip() must come before the first batch of a pass")
+        self._started = min(count, len(self._order))
+
     async def next(self, remaining: int | None = None) -> Any | None:
         """The next item in order; keeps up to ``workers`` (and ``remaining``) in flight."""
         limit = self._source.workers if remaining is None else min(self._source.workers, remaining)

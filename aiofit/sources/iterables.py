@@ -40,12 +40,12 @@ class AsyncIterableSource:
     num_batches: int | None = None
 
     def __init__(self, iterable: Any) -> None:
-        self._iterable = iterable
+        self.iterable = iterable
         self.one_shot = hasattr(iterable, "__anext__")
 
     async def open_pass(self, task_group: TaskGroup | None = None) -> AsyncIterablePass:
         """The iterator itself when one-shot, else a fresh ``aiter()``."""
-        iterator = self._iterable if self.one_shot else aiter(self._iterable)
+        iterator = self.iterable if self.one_shot else aiter(self.iterable)
         return AsyncIterablePass(iterator)
 
     async def on_epoch_end(self) -> None:
@@ -95,7 +95,7 @@ class SyncIterableSource:
     num_batches: int | None = None
 
     def __init__(self, iterable: Any, *, lookahead: int = 2) -> None:
-        self._iterable = iterable
+        self.iterable = iterable
         self.one_shot = hasattr(iterable, "__next__")
         self.lookahead = lookahead
         self._worker: WorkerThread | None = None
@@ -105,9 +105,9 @@ class SyncIterableSource:
         if self._worker is None:
             self._worker = await WorkerThread("aiofit-source").__aenter__()
         if self.one_shot:
-            iterator = self._iterable
+            iterator = self.iterable
         else:
-            iterator = await self._worker.run(iter, self._iterable)
+            iterator = await self._worker.run(iter, self.iterable)
         return SyncIterablePass(iterator, self._worker, self.lookahead)
 
     async def on_epoch_end(self) -> None:
