@@ -13,7 +13,8 @@ Run: ``pip install "aiofit[service]"`` then ``python examples/service.py [--port
 shipped set), ``{"x": [[...]], "y": [...]}``, or ``{"tcp": {"host": h, "port": p}}``
 (a stream from :func:`aiofit.sources.serve_batches`); or an ``.npz`` body (arrays
 ``x`` and ``y``, ``Content-Type: application/x-npz``) with the options in the query
-string. One run at a time: a second gets 409.
+string. One run at a time: a second gets 409. The requests are parsed and checked
+in ``_service_requests.py`` beside this file.
 
 Why ``/predict`` never sees a half-updated model: the steps run in aiofit's compute
 thread, so the live weights may be mid-update whenever the loop looks at them.
@@ -31,12 +32,13 @@ The service runs on asyncio (and uvloop), because uvicorn does.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -50,15 +52,16 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 import aiofit
-from aiofit import callbacks, datasets, layers
-from aiofit.sources import from_tcp
+from aiofit import callbacks, layers
 
-MAX_BODY = 64 * 2**20  # bytes of an upload
-MAX_PREDICT_ROWS = 10_000
-MAX_INT = 1_000_000  # for epochs, batch_size, steps_per_epoch, seed
+try:
+    from _service_requests import TrainSpec, fail, parse_predict, parse_train
+except ModuleNotFoundError:  # loaded by file path (the tests, the benchmark), not run
+    sys.path.append(str(Path(__file__).resolve().parent))
+    from _service_requests import TrainSpec, fail, parse_predict, parse_train
+
 INLINE_VALUES = 32_768  # inputs up to this many numbers are predicted on the loop
 EVENT_BUFFER = 16  # events a slow /events client may lag behind before it is dropped
-NPZ_TYPES = ("application/x-npz", "application/octet-stream")
 Sender = MemoryObjectSendStream[str]
 Receiver = MemoryObjectReceiveStream[str]
 
@@ -73,10 +76,6 @@ def digits_model(seed: int = 0) -> aiofit.Sequential:
     return model
 
 
-def _fail(status: int, message: str) -> HTTPException:
-    return HTTPException(status, message)  # _http_error turns it into {"error": message}
-
-
 def _jsonable(logs: dict[str, Any] | None) -> dict[str, Any]:
     """Logs as JSON values: numpy scalars to Python, NaN/inf to null (JSON has none)."""
     out: dict[str, Any] = {}
@@ -84,148 +83,6 @@ def _jsonable(logs: dict[str, Any] | None) -> dict[str, Any]:
         value = value.item() if isinstance(value, np.generic) else value
         out[key] = None if isinstance(value, float) and not math.isfinite(value) else value
     return out
-
-
-# ---- request parsing ---------------------------------------------------------------
-
-
-async def _body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _fail(413, f"the body exceeds {MAX_BODY} bytes. Received: more than {size}")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await _body(request)
-    try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(400, f"the body is not valid JSON ({exc}). Received: {raw[:80]!r}") from exc
-    if not isinstance(body, dict):
-        raise _fail(422, f"the body must be a JSON object. Received: {type(body).__name__}")
-    return body
-
-
-def _query_value(text: str) -> Any:
-    """A query-string option as the JSON value it stands for."""
-    return int(text) if text.isdigit() else {"true": True, "false": False}.get(text, text)
-
-
-def _int(options: Any, name: str, default: int | None, low: int = 1) -> Any:
-    value = options.get(name, default)
-    if value is None and default is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_INT:
-        raise _fail(422, f"{name} must be an integer in [{low}, {MAX_INT}]. "
-                         f"Received: {name}={value!r}")  # fmt: skip
-    return value
-
-
-def _bool(options: Any, name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if not isinstance(value, bool):
-        raise _fail(422, f"{name} must be true or false. Received: {name}={value!r}")
-    return value
-
-
-def _array(value: Any, name: str, ndim: int) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except ValueError as exc:  # ragged nested lists
-        raise _fail(422, f"{name} must be a rectangular array ({exc}). Received: {name}") from exc
-    if array.ndim != ndim or array.size == 0 or array.dtype.kind not in "iuf":
-        raise _fail(
-            422, f"{name} must be a non-empty {ndim}-D array of numbers. Received: "
-            f"shape {array.shape}, dtype {array.dtype}")  # fmt: skip
-    return array
-
-
-def check_inputs(x: Any, features: int, name: str = "x") -> np.ndarray:
-    """``x`` as float32 ``(n, features)`` with finite values, or an HTTP 422."""
-    array = _array(x, name, 2).astype(np.float32)
-    if array.shape[1] != features:
-        raise _fail(422, f"{name} must have {features} features per row. "
-                         f"Received: shape {array.shape}")  # fmt: skip
-    if not np.isfinite(array).all():
-        raise _fail(422, f"{name} must hold finite numbers. Received: NaN or inf in {name}")
-    return array
-
-
-def check_dataset(x: Any, y: Any, features: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """An uploaded dataset as ``(x float32, y int64)``, or an HTTP 422 naming the problem."""
-    xa, ya = check_inputs(x, features), _array(y, "y", 1)
-    if ya.dtype.kind == "f" or len(ya) != len(xa):
-        raise _fail(422, f"y must hold one integer label per row of x. Received: {len(ya)} "
-                         f"labels of dtype {ya.dtype} for {len(xa)} rows")  # fmt: skip
-    if ya.min() < 0 or ya.max() >= classes:
-        raise _fail(422, f"labels must be in [0, {classes}). "
-                         f"Received: labels from {ya.min()} to {ya.max()}")  # fmt: skip
-    return xa, ya.astype(np.int64)
-
-
-@dataclass
-class TrainSpec:
-    """What one ``POST /train`` asked for."""
-
-    x: Any
-    y: Any
-    source: str
-    epochs: int = 5
-    batch_size: int = 32
-    steps_per_epoch: int | None = None
-    seed: int = 0
-    shuffle: bool = True
-
-
-def _tcp_source(spec: Any) -> Any:
-    if not isinstance(spec, dict) or not isinstance(spec.get("host"), str):
-        raise _fail(422, f'data.tcp must be {{"host": str, "port": int}}. Received: {spec!r}')
-    try:
-        return from_tcp(spec["host"], spec.get("port"))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise _fail(422, str(exc)) from exc
-
-
-async def parse_train(request: Request, features: int, classes: int) -> TrainSpec:
-    """The run a ``POST /train`` request describes (JSON or an .npz upload)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip()
-    data: Any = None
-    if kind in NPZ_TYPES:
-        options = {k: _query_value(v) for k, v in request.query_params.items()}
-        try:
-            with np.load(io.BytesIO(await _body(request)), allow_pickle=False) as npz:
-                x, y = npz["x"], npz["y"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise _fail(422, f"the upload must be an .npz with arrays x and y. "
-                             f"Received: {exc}") from exc  # fmt: skip
-    else:
-        options = await _json(request)
-        data = options.get("data", "digits")
-    if data == "digits":
-        x, y = datasets.load_digits()
-    elif isinstance(data, dict) and "tcp" in data:
-        x, y = _tcp_source(data["tcp"]), None
-    elif isinstance(data, dict) and {"x", "y"} <= data.keys():
-        x, y = data["x"], data["y"]
-    elif data is not None:
-        raise _fail(422, 'data must be "digits", {"x": [[...]], "y": [...]} or {"tcp": '
-                         f'{{"host": ..., "port": ...}}}}. Received: {data!r:.80}')  # fmt: skip
-    if y is not None:
-        x, y = check_dataset(x, y, features, classes)
-    spec = TrainSpec(
-        x, y, "tcp" if y is None else "digits" if data == "digits" else "upload",
-        epochs=_int(options, "epochs", 5), batch_size=_int(options, "batch_size", 32),
-        steps_per_epoch=_int(options, "steps_per_epoch", None),
-        seed=_int(options, "seed", 0, low=0), shuffle=_bool(options, "shuffle", True),
-    )  # fmt: skip
-    if spec.source == "tcp" and spec.epochs > 1 and spec.steps_per_epoch is None:
-        raise _fail(422, "a TCP stream is one-shot: epochs > 1 needs steps_per_epoch. "
-                         f"Received: epochs={spec.epochs}, steps_per_epoch=None")  # fmt: skip
-    return spec
 
 
 # ---- the service -------------------------------------------------------------------
@@ -366,9 +223,9 @@ class TrainingService:
 
     def start(self, spec: TrainSpec) -> None:
         if self.running is not None:
-            raise _fail(409, f"a training run is in progress (run {self.status.run}); DELETE "
-                             f"/train to stop it. Received: POST /train while state "
-                             f"{self.status.state!r}")  # fmt: skip
+            raise fail(409, f"a training run is in progress (run {self.status.run}); DELETE "
+                            f"/train to stop it. Received: POST /train while state "
+                            f"{self.status.state!r}")  # fmt: skip
         self.status = Status("training", self.status.run + 1, spec.source, spec.epochs)
         self.running = (anyio.CancelScope(), anyio.Event())
         self.model = self.build(spec.seed)
@@ -396,8 +253,8 @@ class TrainingService:
     async def cancel(self) -> None:
         """Cancel the run in progress and wait until it has stopped (within one batch)."""
         if self.running is None:
-            raise _fail(404, f"no training run in progress. Received: DELETE /train while "
-                             f"state {self.status.state!r}")  # fmt: skip
+            raise fail(404, f"no training run in progress. Received: DELETE /train while "
+                            f"state {self.status.state!r}")  # fmt: skip
         scope, done = self.running
         scope.cancel()
         await done.wait()
@@ -405,12 +262,12 @@ class TrainingService:
     async def predict(self, x: np.ndarray) -> tuple[np.ndarray, Snapshot]:
         snapshot = self.snapshot
         if snapshot is None:
-            raise _fail(409, "no weights to predict with yet: POST /train first. "
-                             f"Received: state {self.status.state!r}")  # fmt: skip
+            raise fail(409, "no weights to predict with yet: POST /train first. "
+                            f"Received: state {self.status.state!r}")  # fmt: skip
         if x.size <= INLINE_VALUES:
             return self.inline.predict(snapshot, x), snapshot
         out = await anyio.to_thread.run_sync(
-            self.threaded.predict, snapshot, x, limiter=self.limiter)
+            self.threaded.predict, snapshot, x, limiter=self.limiter)  # fmt: skip
         return out, snapshot
 
     def status_json(self) -> dict[str, Any]:
@@ -449,15 +306,10 @@ async def status(request: Request) -> JSONResponse:
 
 async def predict(request: Request) -> JSONResponse:
     service = _service(request)
-    body = await _json(request)
-    if "x" not in body:
-        raise _fail(422, f'the body must be {{"x": [[...]]}}. Received: keys {sorted(body)}')
-    x = check_inputs(body["x"], service.features)
-    if len(x) > MAX_PREDICT_ROWS:
-        raise _fail(413, f"at most {MAX_PREDICT_ROWS} rows per request. Received: {len(x)}")
+    x = await parse_predict(request, service.features)
     y, snap = await service.predict(x)
     if not np.isfinite(y).all():  # a diverged model; JSON has no NaN
-        raise _fail(500, f"the model's outputs are not finite. Received: step {snap.step}")
+        raise fail(500, f"the model's outputs are not finite. Received: step {snap.step}")
     return JSONResponse({
         "predictions": y.tolist(), "classes": y.argmax(axis=-1).tolist(),
         "snapshot": {"run": snap.run, "epoch": snap.epoch, "step": snap.step},

@@ -1,9 +1,11 @@
 """The ``Model`` base class: a chain of layers trained one batch at a time.
 
 After build, every trainable weight lives in one flat 1-D buffer (and every
-gradient in a twin buffer); layers hold reshaped views into them. The optimizer
-then updates the whole model with a few vectorised calls per step, and a step
-allocates nothing beyond what the layers cache.
+gradient in a twin buffer); layers hold reshaped views into them (packed by
+:mod:`aiofit.nn._weights`, which also copies weights out and checks them back in).
+Batches are checked and cast by :mod:`aiofit.nn._batch` before anything changes.
+The optimizer then updates the whole model with a few vectorised calls per step,
+and a step allocates nothing beyond what the layers cache.
 """
 
 from __future__ import annotations
@@ -13,16 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DataError
 from . import compile as compile_module
+from ._batch import PreparedBatch, Shape, check_inputs, prepare_batch
+from ._weights import assign_weights, copy_weights, pack
 from .layers.base import Layer
 from .trainer import Trainer
-from .validation import check_arrays, check_features, check_targets
-from .validation import class_weight_to_sample_weight as _class_weight
 
 __all__ = ["Model"]
-
-Shape = tuple[int, ...]
 
 
 class Model(Trainer):
@@ -111,30 +110,9 @@ class Model(Trainer):
         self.built = True
         self._pack()
 
-    def _output_shape_for(self, feature_shape: Shape) -> Shape:
-        shape = feature_shape
-        for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
-        return shape
-
     def _pack(self) -> None:
         """Move every trainable weight into one flat buffer; layers keep views."""
-        entries = [(layer, i) for layer in self._layers for i in range(len(layer.params))]
-        total = sum(layer.params[i].size for layer, i in entries)
-        flat, grads = np.empty(total, self.dtype), np.zeros(total, self.dtype)
-        self._segments = []
-        start = 0
-        for layer, i in entries:
-            param = layer.params[i]
-            stop = start + param.size
-            flat[start:stop] = param.ravel()
-            layer.params[i] = flat[start:stop].reshape(param.shape)
-            if len(layer.grads) <= i:
-                layer.grads.extend([flat[:0]] * (i + 1 - len(layer.grads)))
-            layer.grads[i] = grads[start:stop].reshape(param.shape)
-            self._segments.append((start, stop))
-            start = stop
-        self._flat_params, self._flat_grads = flat, grads
+        self._flat_params, self._flat_grads, self._segments = pack(self._layers, self.dtype)
         self._first_trainable = next(
             (k for k, layer in enumerate(self._layers) if layer.params), -1)
         self._optimizer_ready = False
@@ -296,43 +274,21 @@ class Model(Trainer):
 
     def predict_on_batch(self, x: Any, *, _where: str | None = None) -> np.ndarray:
         """The model's outputs for one batch (inference mode), as a new array."""
-        where = _where or "predict_on_batch"
-        xa, _, _ = check_arrays(x, where=where)
-        self._check_or_build(xa, where)
+        xa = check_inputs(self._layers, self._input_shape, x, _where or "predict_on_batch")
+        if self._input_shape is None:
+            self._build(xa.shape[1:])
         out = self._forward(np.asarray(xa, self.dtype), False)
         return np.array(out, copy=True)
 
     def _validate(self, x: Any, y: Any, sample_weight: Any,
-                  class_weight: dict[int, float] | None,
-                  where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Every check happens here, before any state (weights, rng, build) changes."""
-        if y is None:
-            raise DataError(f"{where}: y is required to compute the loss. Received: y=None")
-        xa, ya, sw = check_arrays(x, y, sample_weight, where=where)
-        assert ya is not None
-        if self._input_shape is not None:
-            check_features(xa, self._input_shape, where=where)
-            out_shape = self.output_shape or ()
-        else:
-            out_shape = self._output_shape_for(xa.shape[1:])
+                  class_weight: dict[int, float] | None, where: str) -> PreparedBatch:
+        """Every check happens first (in ``prepare_batch``); then an unbuilt model builds."""
         kind = self._compiled.kind if self._compiled is not None else None
-        Y = check_targets(ya, out_shape, kind, where=where)
-        if class_weight is not None:
-            sw = _class_weight(Y, class_weight, sw, where=where)
-        if kind != "sparse":
-            Y = np.asarray(Y, self.dtype)
-        SW = None if sw is None else np.asarray(sw, self.dtype)
-        X = np.asarray(xa, self.dtype)
+        X, Y, SW = prepare_batch(self._layers, self._input_shape, (x, y, sample_weight),
+                                 class_weight, kind=kind, dtype=self.dtype, where=where)
         if not self.built:
-            self._build(xa.shape[1:])
+            self._build(X.shape[1:])
         return X, Y, SW
-
-    def _check_or_build(self, xa: np.ndarray, where: str) -> None:
-        if self._input_shape is not None:
-            check_features(xa, self._input_shape, where=where)
-        else:
-            self._output_shape_for(xa.shape[1:])
-            self._build(xa.shape[1:])
 
     def _forward(self, X: np.ndarray, training: bool) -> np.ndarray:
         for layer in self._layers:
@@ -365,37 +321,20 @@ class Model(Trainer):
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of all weights, layer by layer, in Keras's order."""
-        return [np.array(w, copy=True) for layer in self._layers for w in layer.weights]
+        return copy_weights(self._layers)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Copy ``weights`` (same order and shapes as ``get_weights()``) into the model.
 
         Everything is checked before anything is copied, so a bad list changes nothing.
         """
-        slots = [(layer, k, w) for layer in self._layers for k, w in enumerate(layer.weights)]
         if not self.built:
             raise ValueError(
                 f"set_weights() on model {self.name!r}, which is not built yet: call "
                 "build(input_shape) or run a batch first. Received: "
                 f"{len(weights)} weights"
             )
-        arrays = [np.asarray(w) for w in weights]
-        # Shapes first, so a list that went wrong early is reported where it went wrong.
-        for (layer, k, target), arr in zip(slots, arrays, strict=False):
-            if arr.shape != target.shape or not np.issubdtype(arr.dtype, np.number):
-                raise ValueError(
-                    f"Weight {_weight_label(layer, k)} of layer {layer.name!r} expects a "
-                    f"numeric array of shape {target.shape}. Received: shape {arr.shape}, "
-                    f"dtype {arr.dtype}"
-                )
-        if len(weights) != len(slots):
-            raise ValueError(
-                f"You called set_weights() on model {self.name!r} with a list of "
-                f"{len(weights)} weights, but the model has {len(slots)}. "
-                f"Received: {len(weights)} weights"
-            )
-        for (_, _, target), arr in zip(slots, arrays, strict=True):
-            target[...] = arr
+        assign_weights(self._layers, weights, self.name)
 
     def count_params(self) -> int:
         """Total number of weights (trainable and not)."""
@@ -454,8 +393,3 @@ class Model(Trainer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self._layers)}>"
-
-
-def _weight_label(layer: Layer, k: int) -> str:
-    names = layer.weight_names
-    return f"{layer.name}/{names[k]}" if k < len(names) else f"{layer.name}/{k}"
