@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import AsyncExitStack
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from ..callbacks import Callback, CallbackList
 from .epoch_iterator import EpochIterator
 from .logs import WeightedMeans, check_positive_int, check_trainable, resolve_verbose
-from .loop import Phase, aclose, drive, first_batch, original_errors
+from .loop import Phase, drive_epoch, open_pipeline, original_errors
 from .worker_thread import WorkerThread
 
 __all__ = ["evaluate", "predict", "run_test_epoch"]
@@ -30,20 +29,16 @@ async def run_test_epoch(
     """
     await cbs.on_test_begin({})
     means = WeightedMeans()
-    batches = data.epoch(index)
-    try:
-        phase = Phase(
-            model.test_on_batch,
-            "on_test_batch_begin",
-            "on_test_batch_end",
-            means.add,
-            where=lambda i: f"batch {i} of the evaluation data",
-            astep=astep,
-            agree=agree,
-        )
-        await drive(batches, await first_batch(batches), worker, cbs, phase)
-    finally:
-        await aclose(batches)
+    phase = Phase(
+        model.test_on_batch,
+        "on_test_batch_begin",
+        "on_test_batch_end",
+        means.add,
+        where=lambda i: f"batch {i} of the evaluation data",
+        astep=astep,
+        agree=agree,
+    )
+    await drive_epoch(data.epoch(index), worker, cbs, phase)
     logs = means.result()
     await cbs.on_test_end(logs)
     return logs
@@ -70,31 +65,11 @@ async def evaluate(
         ``{"loss": ..., <metric>: ...}``: means weighted by batch size; a list
         in the same order when ``return_dict=False``.
     """
-    check_trainable(model)
-    check_positive_int("steps", steps)
-    verbose = resolve_verbose(verbose)
-    data = EpochIterator(
-        x,
-        y,
-        sample_weight,
-        batch_size=batch_size,
-        shuffle=False,
-        steps_per_epoch=steps,
-        rng=np.random.default_rng(0),
-        role="evaluate",
-    )
-    cbs = CallbackList(
-        callbacks,
-        add_progbar=verbose != 0,
-        model=model,
-        verbose=verbose,
-        epochs=1,
-        steps=data.num_batches,
+    data, cbs = _one_pass(
+        model, "evaluate", (x, y, sample_weight), batch_size, steps, verbose, callbacks
     )
     with original_errors():
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(data)
-            worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
+        async with open_pipeline(data) as worker:
             logs = await run_test_epoch(model, cbs, worker, data, 0)
     if not logs:
         warnings.warn("evaluate got no batch: the input ran out of data.", UserWarning, 2)
@@ -117,25 +92,7 @@ async def predict(
     Raises:
         ValueError: The source gave no batch at all.
     """
-    check_trainable(model)
-    check_positive_int("steps", steps)
-    verbose = resolve_verbose(verbose)
-    data = EpochIterator(
-        x,
-        batch_size=batch_size,
-        shuffle=False,
-        steps_per_epoch=steps,
-        rng=np.random.default_rng(0),
-        role="predict",
-    )
-    cbs = CallbackList(
-        callbacks,
-        add_progbar=verbose != 0,
-        model=model,
-        verbose=verbose,
-        epochs=1,
-        steps=data.num_batches,
-    )
+    data, cbs = _one_pass(model, "predict", (x,), batch_size, steps, verbose, callbacks)
     outputs: list[np.ndarray] = []
 
     def collect(result: Any, size: int) -> None:
@@ -148,24 +105,45 @@ async def predict(
     return np.concatenate(outputs, axis=0)
 
 
+def _one_pass(
+    model: Any, role: str, arrays: tuple[Any, ...], batch_size: int | None, steps: int | None,
+    verbose: int | str, callbacks: Callback | list[Callback] | None,
+) -> tuple[EpochIterator, CallbackList]:  # fmt: skip
+    """The checked arguments of evaluate or predict, as their data and callbacks."""
+    check_trainable(model)
+    check_positive_int("steps", steps)
+    verbose = resolve_verbose(verbose)
+    data = EpochIterator(
+        *arrays,
+        batch_size=batch_size,
+        shuffle=False,
+        steps_per_epoch=steps,
+        rng=np.random.default_rng(0),
+        role=role,
+    )
+    cbs = CallbackList(
+        callbacks,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=1,
+        steps=data.num_batches,
+    )
+    return data, cbs
+
+
 async def _predict_batches(
     model: Any, cbs: CallbackList, data: EpochIterator, collect: Any
 ) -> None:
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(data)
-        worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
+    async with open_pipeline(data) as worker:
         await cbs.on_predict_begin({})
-        batches = data.epoch(0)
-        try:
-            phase = Phase(
-                lambda bx, _y, _w: model.predict_on_batch(bx),
-                "on_predict_batch_begin",
-                "on_predict_batch_end",
-                collect,
-                where=lambda i: f"batch {i} of the prediction data",
-                predicting=True,
-            )
-            await drive(batches, await first_batch(batches), worker, cbs, phase)
-        finally:
-            await aclose(batches)
+        phase = Phase(
+            lambda bx, _y, _w: model.predict_on_batch(bx),
+            "on_predict_batch_begin",
+            "on_predict_batch_end",
+            collect,
+            where=lambda i: f"batch {i} of the prediction data",
+            predicting=True,
+        )
+        await drive_epoch(data.epoch(0), worker, cbs, phase)
         await cbs.on_predict_end({})

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ import anyio.lowlevel
 
 from .._exceptions import DataError
 from ..callbacks import CallbackList, History, ProgbarLogger
+from .epoch_iterator import EpochIterator
 from .epoch_stream import DirectEpoch
 from .worker_thread import Job, WorkerThread, job_result
 
@@ -44,7 +45,9 @@ __all__ = [
     "Phase",
     "aclose",
     "drive",
+    "drive_epoch",
     "first_batch",
+    "open_pipeline",
     "original_errors",
     "unwrapped",
 ]
@@ -99,6 +102,19 @@ class Phase:
         return {"batch": index, "size": size, **result}
 
 
+@asynccontextmanager
+async def open_pipeline(*sources: EpochIterator | None) -> AsyncIterator[WorkerThread]:
+    """Opens each source (``None`` skipped), then the compute thread it yields.
+
+    All are closed on the way out, in reverse order, however the block ends.
+    """
+    async with AsyncExitStack() as stack:
+        for source in sources:
+            if source is not None:
+                await stack.enter_async_context(source)
+        yield await stack.enter_async_context(WorkerThread("aiofit-compute"))
+
+
 async def first_batch(batches: AsyncIterator[Batch]) -> Batch | None:
     """The next batch, or ``None`` when the epoch has no more."""
     try:
@@ -129,13 +145,26 @@ async def drive(
     Returns:
         ``start`` plus the number of batches that ran.
     """
-    begin = getattr(cbs, phase.begin) if cbs.overrides(phase.begin) else None
-    end = getattr(cbs, phase.end) if cbs.overrides(phase.end) else None
+    hooks = _Hooks(cbs, phase)
     if not isinstance(batches, DirectEpoch):
-        return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=False)
+        return await _lockstep(batches, first, worker, hooks, start, prefetch=False)
     if _steered(cbs, phase) or phase.astep is not None or phase.agree is not None:
-        return await _lockstep(batches, first, worker, phase, begin, end, start, prefetch=True)
-    return await _ahead(batches, first, worker, phase, begin, end, start)
+        return await _lockstep(batches, first, worker, hooks, start, prefetch=True)
+    return await _ahead(batches, first, worker, hooks, start)
+
+
+async def drive_epoch(
+    batches: AsyncIterator[Batch], worker: WorkerThread, cbs: CallbackList, phase: Phase
+) -> int:
+    """:func:`drive` over all of ``batches``, closed however the epoch ends.
+
+    Returns:
+        The number of batches that ran.
+    """
+    try:
+        return await drive(batches, await first_batch(batches), worker, cbs, phase)
+    finally:
+        await aclose(batches)
 
 
 def _steered(cbs: CallbackList, phase: Phase) -> bool:
@@ -144,25 +173,36 @@ def _steered(cbs: CallbackList, phase: Phase) -> bool:
     return steering.overrides(phase.begin) or steering.overrides(phase.end)
 
 
+class _Hooks:
+    """A phase's batch hooks (``None`` when no callback overrides one) and what ends a batch."""
+
+    def __init__(self, cbs: CallbackList, phase: Phase) -> None:
+        self.phase = phase
+        self.begin: Hook | None = getattr(cbs, phase.begin) if cbs.overrides(phase.begin) else None
+        self.end: Hook | None = getattr(cbs, phase.end) if cbs.overrides(phase.end) else None
+
+    async def batch_begin(self, index: int, size: int) -> None:
+        if self.begin is not None:
+            await self.begin(index, {"batch": index, "size": size})
+
+    async def batch_end(self, index: int, size: int, result: Any) -> None:
+        """Records the step's result, then fires the batch-end hook."""
+        self.phase.record(result, size)
+        if self.end is not None:
+            await self.end(index, self.phase.end_logs(index, size, result))
+
+
 async def _lockstep(
-    batches: AsyncIterator[Batch],
-    batch: Batch | None,
-    worker: WorkerThread,
-    phase: Phase,
-    begin: Hook | None,
-    end: Hook | None,
-    start: int,
-    *,
-    prefetch: bool,
-) -> int:
+    batches: AsyncIterator[Batch], batch: Batch | None, worker: WorkerThread, hooks: _Hooks,
+    start: int, *, prefetch: bool,
+) -> int:  # fmt: skip
     # Prefetching a stream would hold this batch's end hook until the next batch
     # arrived, so only sources that never wait (in memory) are prefetched.
-    index = start
+    phase, index = hooks.phase, start
     while await _proceed(phase, batch):
         assert batch is not None
         size = len(batch[0])
-        if begin is not None:
-            await begin(index, {"batch": index, "size": size})
+        await hooks.batch_begin(index, size)
         if phase.astep is None:
             result, upcoming, deferred = await _threaded_step(
                 batches, batch, worker, phase, index, prefetch=prefetch
@@ -170,9 +210,7 @@ async def _lockstep(
         else:
             result = await _awaited_step(phase, batch, index)
             upcoming, deferred = _NOT_FETCHED, None
-        phase.record(result, size)
-        if end is not None:
-            await end(index, phase.end_logs(index, size, result))
+        await hooks.batch_end(index, size, result)
         index += 1
         if phase.stop():
             if phase.agree is None:
@@ -221,14 +259,10 @@ async def _awaited_step(phase: Phase, batch: Batch, index: int) -> Any:
 
 
 async def _ahead(
-    batches: AsyncIterator[Batch],
-    batch: Batch | None,
-    worker: WorkerThread,
-    phase: Phase,
-    begin: Hook | None,
-    end: Hook | None,
+    batches: AsyncIterator[Batch], batch: Batch | None, worker: WorkerThread, hooks: _Hooks,
     start: int,
-) -> int:
+) -> int:  # fmt: skip
+    phase = hooks.phase
     queue = _Queue(batches, batch, worker, phase, start)
     done = start
     try:
@@ -236,11 +270,9 @@ async def _ahead(
             index, size, result = job
             if result is _SKIPPED:
                 return done
-            phase.record(result, size)
-            if begin is not None:  # observers only: they may see the step after it ran
-                await begin(index, {"batch": index, "size": size})
-            if end is not None:
-                await end(index, phase.end_logs(index, size, result))
+            # Observers only here: they may see a batch begin after its step ran.
+            await hooks.batch_begin(index, size)
+            await hooks.batch_end(index, size, result)
             done = index + 1
             if phase.stop():
                 return done

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ from .logs import (
     resolve_verbose,
     should_validate,
 )
-from .loop import Phase, aclose, drive, first_batch, original_errors
+from .loop import Phase, aclose, drive, first_batch, open_pipeline, original_errors
 from .resume import FitProgress, ResumePoint
 from .strategy import FitInputs, Strategy
 from .worker_thread import WorkerThread
@@ -224,11 +223,7 @@ class _FitRun:
             if callable(set_progress):
                 set_progress(self.progress)
         try:
-            async with AsyncExitStack() as stack:
-                await stack.enter_async_context(self.train)
-                if self.val is not None:
-                    await stack.enter_async_context(self.val)
-                worker = await stack.enter_async_context(WorkerThread("aiofit-compute"))
+            async with open_pipeline(self.train, self.val) as worker:
                 began = True
                 await self.cbs.on_train_begin({})
                 if self.strategy is not None:

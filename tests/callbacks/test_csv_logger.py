@@ -13,32 +13,7 @@ import pytest
 import aiofit
 from aiofit.callbacks import Callback, CSVLogger, LambdaCallback
 
-
-class Fake:
-    """A Trainable whose batches log ``loss`` 1.0; ``metrics_names`` is settable."""
-
-    def __init__(self, metrics_names: list[str] | None = None) -> None:
-        self.w = np.zeros(1)
-        self.stop_training = False
-        self.metrics_names = metrics_names or ["loss"]
-        self.steps = 0
-
-    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        self.steps += 1
-        return {"loss": 1.0}
-
-    def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        return {"loss": 1.0}
-
-    def predict_on_batch(self, x: Any) -> np.ndarray:
-        return np.zeros(len(x))
-
-    def get_weights(self) -> list[np.ndarray]:
-        return [self.w.copy()]
-
-    def set_weights(self, weights: list[np.ndarray]) -> None:
-        self.w = np.array(weights[0])
-
+from .conftest import StubModel
 
 X = np.zeros((4, 2))
 Y = np.zeros(4)
@@ -46,7 +21,7 @@ Y = np.zeros(4)
 
 def fit_scripted(script: list[dict[str, Any]], *callbacks: Callback, model: Any = None) -> Any:
     """Fit one batch per epoch; epoch ``e``'s logs are replaced by ``script[e]``."""
-    model = model or Fake()
+    model = model or StubModel()
 
     def inject(epoch: int, logs: dict[str, Any]) -> None:
         logs.clear()
@@ -97,7 +72,7 @@ def test_later_keys_are_dropped_and_missing_ones_written_na(tmp_path: Path) -> N
 def test_val_names_the_model_expects_get_a_column_from_the_start(tmp_path: Path) -> None:
     # As Keras: with validation every other epoch, the first row lacks val_ keys.
     path = tmp_path / "log.csv"
-    model = Fake(metrics_names=["loss", "val_loss"])
+    model = StubModel(metrics_names=["loss", "val_loss"])
     fit_scripted([{"loss": 1.0}, {"loss": 0.5, "val_loss": 0.25}], CSVLogger(path), model=model)
     assert path.read_bytes() == b"epoch,loss,val_loss\r\n0,1.0,NA\r\n1,0.5,0.25\r\n"
 
@@ -166,13 +141,13 @@ def test_one_instance_serves_two_fits(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_writes_from_every_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    history = await aiofit.fit(Fake(), X, Y, epochs=2, verbose=0, callbacks=[CSVLogger(path)])
+    history = await aiofit.fit(StubModel(), X, Y, epochs=2, verbose=0, callbacks=[CSVLogger(path)])
     assert history.history["loss"] == [1.0, 1.0]
     assert path.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,1.0\r\n"
 
 
 def test_a_missing_folder_fails_before_training(tmp_path: Path) -> None:
-    model = Fake()
+    model = StubModel()
     logger = CSVLogger(tmp_path / "nowhere" / "log.csv")
     with pytest.raises(FileNotFoundError, match=r"does not exist.*Received: path='.*nowhere'"):
         aiofit.run(aiofit.fit(model, X, Y, verbose=0, callbacks=[logger]))

@@ -8,47 +8,20 @@ restored weights can be worked out by hand from the script.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 
 import aiofit
-from aiofit import layers, optimizers
-from aiofit.callbacks import Callback, EarlyStopping, LambdaCallback
+from aiofit.callbacks import EarlyStopping
 
-X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
-Y = (X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)).astype(np.float32)
+from . import conftest
+from .conftest import assert_weights_equal, linear_data, make_model
 
-
-def make_model() -> aiofit.Sequential:
-    model = aiofit.Sequential([layers.Input(shape=(3,)), layers.Dense(1)], seed=0)
-    model.compile(optimizer=optimizers.SGD(learning_rate=0.05), loss="mse")
-    return model
-
-
-def fit_scripted(
-    model: Any, script: list[float], *callbacks: Callback, key: str = "val_loss",
-    epochs: int | None = None,
-) -> tuple[aiofit.History, list[list[np.ndarray]]]:  # fmt: skip
-    """Fit with ``logs[key] = script[epoch]``; returns History and each epoch's end weights."""
-    seen: list[list[np.ndarray]] = []
-
-    def inject(epoch: int, logs: dict[str, Any]) -> None:
-        logs[key] = script[epoch]
-        seen.append(model.get_weights())
-
-    history = aiofit.run(
-        model.fit(X, Y, batch_size=4, epochs=epochs or len(script), verbose=0, shuffle=False,
-                  callbacks=[LambdaCallback(on_epoch_end=inject), *callbacks])
-    )  # fmt: skip
-    return history, seen
-
-
-def assert_weights_equal(actual: list[np.ndarray], expected: list[np.ndarray]) -> None:
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected, strict=True):
-        np.testing.assert_array_equal(a, e)
+X, Y = linear_data(8, seed=0)
+fit_scripted = partial(conftest.fit_scripted, data=(X, Y))
 
 
 def test_patience_two_stops_at_the_right_epoch_and_restores_the_best_weights() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import anyio
@@ -15,10 +16,12 @@ from aiofit import layers, optimizers
 from aiofit.callbacks import (
     Callback,
     EarlyStopping,
-    LambdaCallback,
     LearningRateScheduler,
     ReduceLROnPlateau,
 )
+
+from . import conftest
+from .conftest import StubModel
 
 X = np.arange(100, dtype=np.float32).reshape(5, 20) / 100  # unscaled (as in Keras) SGD overflows
 Y = np.zeros((5, 10), dtype=np.float32)
@@ -123,35 +126,11 @@ def test_a_schedule_of_the_wrong_shape_is_refused_up_front() -> None:
         LearningRateScheduler(0.1)  # type: ignore[arg-type]
 
 
-class NoOptimizer:
-    """A Trainable with no ``optimizer``."""
-
-    stop_training = False
-    metrics_names = ["loss"]
-    steps = 0
-
-    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        self.steps += 1
-        return {"loss": 1.0}
-
-    def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        return {"loss": 1.0}
-
-    def predict_on_batch(self, x: Any) -> np.ndarray:
-        return np.zeros(len(x))
-
-    def get_weights(self) -> list[np.ndarray]:
-        return []
-
-    def set_weights(self, weights: list[np.ndarray]) -> None:
-        pass
-
-
 @pytest.mark.parametrize("callback", [
     LearningRateScheduler(lambda epoch, lr: lr), ReduceLROnPlateau(monitor="loss"),
 ], ids=["scheduler", "plateau"])  # fmt: skip
 def test_a_model_without_optimizer_fails_before_training(callback: Callback) -> None:
-    model = NoOptimizer()
+    model = StubModel()  # no optimizer
     with pytest.raises(ValueError, match=r"compile the model first. Received: optimizer=None"):
         aiofit.run(aiofit.fit(model, X, Y, verbose=0, callbacks=[callback]))
     assert model.steps == 0
@@ -167,20 +146,15 @@ def test_scheduler_verbose(capsys: pytest.CaptureFixture[str]) -> None:
 # ---------------------------------------------------------------- ReduceLROnPlateau
 
 
-def fit_scripted(
-    model: Any, script: list[float], *callbacks: Callback, key: str = "val_loss"
-) -> aiofit.History:
-    def inject(epoch: int, logs: dict[str, Any]) -> None:
-        logs[key] = script[epoch]
-
-    return fit(model, len(script), LambdaCallback(on_epoch_end=inject), *callbacks)
+# One batch per epoch, shuffled, as ``fit`` above.
+fit_scripted = partial(conftest.fit_scripted, data=(X, Y), batch_size=None, shuffle=True)
 
 
 def test_plateau_reduces_after_patience_epochs_without_improvement() -> None:
     # e0 best 1.0; e1, e2 no gain: reduce at e2; e3 best 0.5; e4, e5 no gain: reduce at e5.
     model, spy = make_model(0.1), RateSpy()
     reduce = ReduceLROnPlateau(factor=0.5, patience=2, min_delta=0)
-    history = fit_scripted(model, [1.0, 1.0, 1.0, 0.5, 0.6, 0.7, 0.8], reduce, spy)
+    history, _ = fit_scripted(model, [1.0, 1.0, 1.0, 0.5, 0.6, 0.7, 0.8], reduce, spy)
     assert history.history["learning_rate"] == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025]
     assert spy.rates == history.history["learning_rate"]
     assert model.optimizer.learning_rate == 0.025
@@ -189,7 +163,7 @@ def test_plateau_reduces_after_patience_epochs_without_improvement() -> None:
 
 def test_plateau_default_min_delta_ignores_tiny_gains() -> None:
     reduce = ReduceLROnPlateau(factor=0.5, patience=1)
-    history = fit_scripted(make_model(0.1), [1.0, 0.99995, 0.9], reduce)
+    history, _ = fit_scripted(make_model(0.1), [1.0, 0.99995, 0.9], reduce)
     assert history.history["learning_rate"] == [0.1, 0.1, 0.05]  # e1 counted as no gain
     assert reduce.best == 0.9
 
@@ -197,26 +171,26 @@ def test_plateau_default_min_delta_ignores_tiny_gains() -> None:
 def test_plateau_cooldown_pauses_the_count() -> None:
     # patience 1, cooldown 2: reductions at e1, e3, e5 (e2, e4, e6 are cooldown epochs).
     reduce = ReduceLROnPlateau(factor=0.5, patience=1, cooldown=2)
-    history = fit_scripted(make_model(0.1), [1.0] * 7, reduce)
+    history, _ = fit_scripted(make_model(0.1), [1.0] * 7, reduce)
     assert history.history["learning_rate"] == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125]
 
 
 def test_plateau_never_goes_below_min_lr() -> None:
     reduce = ReduceLROnPlateau(factor=0.1, patience=1, min_lr=0.005)
-    history = fit_scripted(make_model(0.1), [1.0] * 5, reduce)
+    history, _ = fit_scripted(make_model(0.1), [1.0] * 5, reduce)
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.1, 0.01, 0.005, 0.005])
 
 
 def test_plateau_auto_mode_maximizes_accuracy() -> None:
     reduce = ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1)
-    history = fit_scripted(make_model(0.1), [0.5, 0.6, 0.55, 0.7], reduce, key="val_accuracy")
+    history, _ = fit_scripted(make_model(0.1), [0.5, 0.6, 0.55, 0.7], reduce, key="val_accuracy")
     assert history.history["learning_rate"] == [0.1, 0.1, 0.1, 0.05]
 
 
 def test_plateau_resets_for_each_fit() -> None:
     reduce = ReduceLROnPlateau(factor=0.5, patience=2, min_delta=0)
     fit_scripted(make_model(0.1), [0.1, 0.2], reduce)  # wait 1, best 0.1
-    history = fit_scripted(make_model(0.1), [1.0, 1.0], reduce)
+    history, _ = fit_scripted(make_model(0.1), [1.0, 1.0], reduce)
     # A carried-over best 0.1 and wait 1 would have reduced at e0 of this run.
     assert history.history["learning_rate"] == [0.1, 0.1]
     assert (reduce.best, reduce.wait) == (1.0, 1)
@@ -231,7 +205,7 @@ def test_plateau_missing_monitor_warns_and_still_logs_the_rate() -> None:
 def test_plateau_and_early_stopping_see_the_same_logs() -> None:
     stop = EarlyStopping(monitor="learning_rate", mode="min", patience=0)
     reduce = ReduceLROnPlateau(factor=0.5, patience=1, min_delta=0)
-    history = fit_scripted(make_model(0.1), [1.0, 1.0, 1.0, 1.0], reduce, stop)
+    history, _ = fit_scripted(make_model(0.1), [1.0, 1.0, 1.0, 1.0], reduce, stop)
     # learning_rate (logged before each reduction): 0.1, 0.1 -> no gain at e1: stop.
     assert history.epoch == [0, 1]
 

@@ -7,6 +7,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +15,18 @@ import numpy as np
 import pytest
 
 import aiofit
-from aiofit import layers, optimizers
-from aiofit.callbacks import Callback, LambdaCallback, ModelCheckpoint
+from aiofit import layers
+from aiofit.callbacks import LambdaCallback, ModelCheckpoint
 
-X = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32)
-Y = (X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)).astype(np.float32)
+from . import conftest
+from .conftest import StubModel, assert_weights_equal, linear_data, make_model
 
-
-def make_model() -> aiofit.Sequential:
-    model = aiofit.Sequential([layers.Input(shape=(3,)), layers.Dense(1)], seed=0)
-    model.compile(optimizer=optimizers.SGD(learning_rate=0.05), loss="mse")
-    return model
-
-
-def fit_scripted(
-    model: Any, script: list[float], *callbacks: Callback, key: str = "val_loss"
-) -> list[list[np.ndarray]]:
-    """Fit 10 samples in batches of 4 with ``logs[key] = script[epoch]``; weights per epoch."""
-    seen: list[list[np.ndarray]] = []
-
-    def inject(epoch: int, logs: dict[str, Any]) -> None:
-        logs[key] = script[epoch]
-        seen.append(model.get_weights())
-
-    aiofit.run(aiofit.fit(model, X, Y, batch_size=4, epochs=len(script), verbose=0, shuffle=False,
-                         callbacks=[LambdaCallback(on_epoch_end=inject), *callbacks]))  # fmt: skip
-    return seen
+X, Y = linear_data(10, seed=1)
+fit_scripted = partial(conftest.fit_scripted, data=(X, Y))
 
 
 def saved_weights(path: Path) -> list[np.ndarray]:
     return aiofit.load_model(path).get_weights()
-
-
-def assert_weights_equal(actual: list[np.ndarray], expected: list[np.ndarray]) -> None:
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected, strict=True):
-        np.testing.assert_array_equal(a, e)
 
 
 def names(folder: Path) -> list[str]:
@@ -59,7 +36,7 @@ def names(folder: Path) -> list[str]:
 def test_filepath_is_formatted_with_the_1_based_epoch_and_the_logs(tmp_path: Path) -> None:
     model = make_model()
     pattern = str(tmp_path / "ckpt-{epoch:02d}-{val_loss:.3f}.keras")
-    seen = fit_scripted(model, [0.5, 0.25, 0.125], ModelCheckpoint(pattern))
+    _, seen = fit_scripted(model, [0.5, 0.25, 0.125], ModelCheckpoint(pattern))
     assert names(tmp_path) == ["ckpt-01-0.500.keras", "ckpt-02-0.250.keras",
                                "ckpt-03-0.125.keras"]  # fmt: skip
     for epoch, name in enumerate(names(tmp_path)):
@@ -70,7 +47,7 @@ def test_save_best_only_keeps_the_best_model_in_one_file(tmp_path: Path) -> None
     model = make_model()
     path = tmp_path / "best.keras"
     checkpoint = ModelCheckpoint(path, save_best_only=True)
-    seen = fit_scripted(model, [1.0, 0.5, 0.7, 0.6], checkpoint)
+    _, seen = fit_scripted(model, [1.0, 0.5, 0.7, 0.6], checkpoint)
     assert names(tmp_path) == ["best.keras"]
     assert_weights_equal(saved_weights(path), seen[1])
     assert checkpoint.best == 0.5
@@ -101,7 +78,7 @@ def test_the_best_is_reset_for_each_fit(tmp_path: Path) -> None:
     checkpoint = ModelCheckpoint(path, save_best_only=True, initial_value_threshold=2.0)
     fit_scripted(make_model(), [1.0, 0.1], checkpoint)
     model = make_model()
-    seen = fit_scripted(model, [1.5, 1.8], checkpoint)  # worse than 0.1, better than 2.0
+    _, seen = fit_scripted(model, [1.5, 1.8], checkpoint)  # worse than 0.1, better than 2.0
     assert_weights_equal(saved_weights(path), seen[0])
 
 
@@ -142,7 +119,7 @@ def test_per_batch_file_names_can_use_the_batch_logs(tmp_path: Path) -> None:
 def test_a_weights_only_checkpoint_loads_with_model_load_weights(tmp_path: Path) -> None:
     model = make_model()
     path = tmp_path / "w.bin"  # any name: no suffix is added
-    seen = fit_scripted(model, [1.0, 2.0], ModelCheckpoint(path, save_weights_only=True))
+    _, seen = fit_scripted(model, [1.0, 2.0], ModelCheckpoint(path, save_weights_only=True))
     assert names(tmp_path) == ["w.bin"]
     fresh = make_model()
     assert not np.array_equal(fresh.get_weights()[0], seen[1][0])
@@ -205,35 +182,8 @@ def test_a_directory_as_filepath_is_refused_before_training(tmp_path: Path) -> N
     assert_weights_equal(model.get_weights(), before)
 
 
-class NoSave:
-    """A Trainable without ``save``."""
-
-    def __init__(self) -> None:
-        self.w = np.zeros(1)
-        self.stop_training = False
-        self.metrics_names = ["loss"]
-        self.steps = 0
-
-    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        self.steps += 1
-        self.w = self.w + 1
-        return {"loss": 1.0}
-
-    def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        return {"loss": 1.0}
-
-    def predict_on_batch(self, x: Any) -> np.ndarray:
-        return np.zeros(len(x))
-
-    def get_weights(self) -> list[np.ndarray]:
-        return [self.w.copy()]
-
-    def set_weights(self, weights: list[np.ndarray]) -> None:
-        self.w = np.array(weights[0])
-
-
 def test_a_model_without_save_needs_save_weights_only(tmp_path: Path) -> None:
-    model = NoSave()
+    model = StubModel()  # no save
     with pytest.raises(TypeError, match=r"save_weights_only=True.*Received: model="):
         aiofit.run(aiofit.fit(model, X, Y, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "m")]))
     assert model.steps == 0
@@ -272,7 +222,7 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_read_only_folder_fails_before_training(read_only_dir: Path) -> None:
-    model = NoSave()
+    model = StubModel()  # no save
     checkpoint = ModelCheckpoint(read_only_dir / "w.npz", save_weights_only=True)
     with pytest.raises(OSError, match=r"Cannot create files in this folder"):
         aiofit.run(aiofit.fit(model, X, Y, verbose=0, callbacks=[checkpoint]))

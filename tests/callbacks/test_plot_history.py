@@ -10,28 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.image
-import numpy as np
 import pytest
 
-import aiofit
-from aiofit import layers
 from aiofit.callbacks import LambdaCallback, PlotHistory
 from aiofit.callbacks import plot_history as plot_module
 from aiofit.callbacks.plot_history import panel_names, render
 
+from .conftest import small_model, sum_data
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def small_model() -> aiofit.Sequential:
-    model = aiofit.Sequential([layers.Input(shape=(3,)), layers.Dense(1)], seed=0)
-    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
-    return model
-
-
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 3)).astype("float32")
-    return x, x.sum(axis=1, keepdims=True)
 
 
 def lines(ax: Any) -> dict[str, tuple[list[float], list[float]]]:
@@ -43,7 +30,7 @@ def lines(ax: Any) -> dict[str, tuple[list[float], list[float]]]:
 
 @pytest.mark.anyio
 async def test_fit_writes_a_png_with_one_panel_per_metric(tmp_path: Path) -> None:
-    x, y = data()
+    x, y = sum_data()
     path = tmp_path / "curves.png"
     history = await small_model().fit(
         x, y, epochs=3, batch_size=8, validation_data=(x, y), verbose=0,
@@ -88,7 +75,7 @@ def test_render_rejects_series_of_the_wrong_length() -> None:
 
 @pytest.mark.anyio
 async def test_epochs_without_validation_are_gaps(tmp_path: Path) -> None:
-    x, y = data()
+    x, y = sum_data()
     plot = PlotHistory(tmp_path / "p.png", dpi=20)
     history = await small_model().fit(
         x, y, epochs=3, batch_size=8, validation_data=(x, y), validation_freq=2,
@@ -106,7 +93,7 @@ async def test_epochs_without_validation_are_gaps(tmp_path: Path) -> None:
 async def test_the_png_is_rewritten_at_each_epoch_end_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, y = data()
+    x, y = sum_data()
     path = tmp_path / "curves.png"
     threads: list[threading.Thread] = []
     real_render = plot_module.render
@@ -158,7 +145,7 @@ async def test_an_interrupted_write_leaves_the_old_png(
 
 @pytest.mark.anyio
 async def test_a_missing_folder_fails_before_training(tmp_path: Path) -> None:
-    x, y = data()
+    x, y = sum_data()
     epochs: list[int] = []
     began = LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
     plot = PlotHistory(tmp_path / "nope" / "curves.png")
@@ -169,7 +156,7 @@ async def test_a_missing_folder_fails_before_training(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_one_instance_serves_several_fits(tmp_path: Path) -> None:
-    x, y = data()
+    x, y = sum_data()
     plot = PlotHistory(tmp_path / "curves.png", dpi=20)
     for epochs in (3, 2):
         await small_model().fit(x, y, epochs=epochs, verbose=0, callbacks=[plot])

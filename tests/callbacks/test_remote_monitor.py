@@ -18,10 +18,10 @@ import anyio
 import numpy as np
 import pytest
 
-import aiofit
-from aiofit import layers
 from aiofit.callbacks import LambdaCallback, RemoteMonitor
 from aiofit.callbacks.remote_monitor import THREAD_NAME
+
+from .conftest import small_model, sum_data
 
 pytestmark = pytest.mark.anyio
 
@@ -107,20 +107,8 @@ def sender_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == THREAD_NAME]
 
 
-def small_model() -> aiofit.Sequential:
-    model = aiofit.Sequential([layers.Input(shape=(3,)), layers.Dense(1)], seed=0)
-    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
-    return model
-
-
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 3)).astype("float32")
-    return x, x.sum(axis=1, keepdims=True)
-
-
 async def test_form_bodies_per_epoch_match_the_logs_of_fit() -> None:
-    x, y = data()
+    x, y = sum_data()
     with serve() as server:
         monitor = RemoteMonitor(root=server.url, headers={"X-Token": "s3cret"})
         history = await small_model().fit(
@@ -183,7 +171,7 @@ async def test_epoch_hooks_return_while_the_server_holds_the_first_post() -> Non
 
 
 async def test_a_hanging_server_costs_at_most_the_timeout_and_warns() -> None:
-    x, y = data()
+    x, y = sum_data()
     with serve("hang") as server:
         monitor = RemoteMonitor(root=server.url, timeout=0.3)
         with (
@@ -199,7 +187,7 @@ async def test_a_hanging_server_costs_at_most_the_timeout_and_warns() -> None:
 
 
 async def test_a_refused_connection_warns_and_training_is_unaffected() -> None:
-    x, y = data()
+    x, y = sum_data()
     with refused_url() as url:
         quiet = await small_model().fit(x, y, epochs=2, batch_size=8, verbose=0)
         monitor = RemoteMonitor(root=url, timeout=5)
@@ -237,7 +225,7 @@ async def test_epochs_beyond_max_pending_are_dropped_with_a_warning() -> None:
 
 
 async def test_cancelling_fit_leaves_no_sender_behind() -> None:
-    x, y = data()
+    x, y = sum_data()
     with serve("hang") as server:
         monitor = RemoteMonitor(root=server.url, timeout=0.3)
         scope = anyio.CancelScope()
@@ -256,7 +244,7 @@ async def test_cancelling_fit_leaves_no_sender_behind() -> None:
 
 
 async def test_one_instance_serves_several_fits() -> None:
-    x, y = data()
+    x, y = sum_data()
     with serve() as server:
         monitor = RemoteMonitor(root=server.url, send_as_json=True)
         for _ in range(2):

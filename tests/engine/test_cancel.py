@@ -57,20 +57,29 @@ class Stream:
             self.closed = True
 
 
-async def test_cancel_during_a_step_stops_after_that_step(recorder: Recorder) -> None:
-    leaks = Leaks()
+def cancelled_at_step(at: int) -> tuple[anyio.CancelScope, LinearModel, list[int]]:
+    """A scope, and a model whose train step ``at`` cancels it from the compute thread.
+
+    The list collects the index of every step that ran to its end.
+    """
     token = anyio.lowlevel.current_token()
     scope = anyio.CancelScope()
     finished: list[int] = []
 
     def cancel_inside(index: int) -> None:
-        if index == 1:
+        if index == at:
             anyio.from_thread.run_sync(scope.cancel, token=token)
         finished.append(index)
 
-    x, y = make_data(40)
     model = LinearModel()
     model.on_step = cancel_inside
+    return scope, model, finished
+
+
+async def test_cancel_during_a_step_stops_after_that_step(recorder: Recorder) -> None:
+    leaks = Leaks()
+    scope, model, finished = cancelled_at_step(1)
+    x, y = make_data(40)
     with scope:
         await fit(model, x, y, batch_size=2, epochs=3, verbose=0, callbacks=[recorder])
     assert scope.cancelled_caught
@@ -83,18 +92,8 @@ async def test_cancel_during_a_step_stops_after_that_step(recorder: Recorder) ->
 async def test_cancel_with_steps_queued_ahead_runs_no_queued_step() -> None:
     """In-memory data, no callbacks: steps are queued ahead; cancelling drops the queue."""
     leaks = Leaks()
-    token = anyio.lowlevel.current_token()
-    scope = anyio.CancelScope()
-    finished: list[int] = []
-
-    def cancel_inside(index: int) -> None:
-        if index == 1:
-            anyio.from_thread.run_sync(scope.cancel, token=token)
-        finished.append(index)
-
+    scope, model, finished = cancelled_at_step(1)
     x, y = make_data(400)
-    model = LinearModel()
-    model.on_step = cancel_inside
     with scope:
         await fit(model, x, y, batch_size=2, epochs=3, verbose=0)
     assert scope.cancelled_caught
@@ -176,19 +175,12 @@ async def test_cancel_while_waiting_on_the_validation_source() -> None:
 
 async def test_cancel_with_a_sync_source_stops_its_thread() -> None:
     leaks = Leaks()
-    token = anyio.lowlevel.current_token()
-    scope = anyio.CancelScope()
+    scope, model, _ = cancelled_at_step(2)
     x, y = make_data(40)
 
     def gen() -> Iterator[Any]:
         yield from batches_of(x, y, 2)
 
-    def cancel_inside(index: int) -> None:
-        if index == 2:
-            anyio.from_thread.run_sync(scope.cancel, token=token)
-
-    model = LinearModel()
-    model.on_step = cancel_inside
     with scope:
         await fit(model, gen(), verbose=0)
     assert scope.cancelled_caught
