@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,26 +181,6 @@ def test_check_writable_dir_refuses_a_missing_folder(tmp_path: Path) -> None:
 def test_check_writable_dir_refuses_a_file(old: Path) -> None:
     with pytest.raises(NotADirectoryError, match=r"Received: path='.*data.bin'"):
         check_writable_dir(old)
-
-
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder no file can be created in, even by root (who ignores permission bits)."""
-    if os.name == "posix" and os.geteuid() != 0:
-        folder = tmp_path / "ro"
-        folder.mkdir()
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    try:  # /sys is mounted read-only in containers, where tests often run as root
-        fd, probe = tempfile.mkstemp(dir="/sys")
-    except OSError:
-        yield Path("/sys")
-        return
-    os.close(fd)
-    os.unlink(probe)
-    pytest.skip("no read-only folder available")
 
 
 def test_check_writable_dir_refuses_a_read_only_folder(read_only_dir: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -199,26 +197,6 @@ def test_a_model_without_save_needs_save_weights_only(tmp_path: Path) -> None:
     )
     with np.load(tmp_path / "w", allow_pickle=False) as data:
         np.testing.assert_array_equal(data["weight_0"], [2.0])
-
-
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder no file can be created in, even by root (who ignores permission bits)."""
-    if os.name == "posix" and os.geteuid() != 0:
-        folder = tmp_path / "ro"
-        folder.mkdir()
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    try:  # /sys is mounted read-only in containers, where tests often run as root
-        fd, probe = tempfile.mkstemp(dir="/sys")
-    except OSError:
-        yield Path("/sys")
-        return
-    os.close(fd)
-    os.unlink(probe)
-    pytest.skip("no read-only folder available")
 
 
 def test_a_read_only_folder_fails_before_training(read_only_dir: Path) -> None:
