@@ -141,10 +141,12 @@ class SparseCategoricalCrossentropy(Loss):
         self, y_true: Any, y_pred: np.ndarray, need_grad: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         _check_class_axis(y_pred)
-        labels = sparse_labels(y_true, y_pred)
-        t = np.zeros_like(y_pred)
-        np.put_along_axis(t, labels[..., None], 1, axis=-1)
-        return _crossentropy(t, y_pred, self.from_logits, need_grad)
+        labels = sparse_labels(y_true, y_pred)[..., None]
+        if self.from_logits:
+            rows, d_rows = _sparse_ce_logits(labels, y_pred, need_grad)
+        else:
+            rows, d_rows = _sparse_ce_probs(labels, y_pred, need_grad)
+        return mean_per_sample(rows, d_rows)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits}
@@ -186,6 +188,43 @@ def _ce_probs(
     g = np.where(c == q, -t / c, 0)  # dL/dq; clipped entries pass no gradient
     # q = p / sum(p): dL/dp_k = (g_k - sum_j g_j q_j) / s
     return rows, (g - (g * q).sum(axis=-1, keepdims=True)) / s
+
+
+# The sparse forms gather the label's column instead of multiplying by one-hot
+# targets; they compute what _ce_logits and _ce_probs compute for a one-hot t,
+# operation for operation, so the results are the same to the bit.
+
+
+def _sparse_ce_logits(
+    labels: np.ndarray, x: np.ndarray, need_grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=-1, keepdims=True)
+    rows = (np.log(total) - np.take_along_axis(shifted, labels, axis=-1))[..., 0]
+    if not need_grad:
+        return rows, None
+    exp /= total
+    picked = np.take_along_axis(exp, labels, axis=-1)
+    np.put_along_axis(exp, labels, picked - 1, axis=-1)
+    return rows, exp
+
+
+def _sparse_ce_probs(
+    labels: np.ndarray, p: np.ndarray, need_grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    s = p.sum(axis=-1, keepdims=True)
+    q = np.take_along_axis(p, labels, axis=-1) / s
+    c = np.clip(q, EPSILON, 1.0 - EPSILON)
+    rows = -np.log(c)[..., 0]
+    if not need_grad:
+        return rows, None
+    g = np.where(c == q, -1 / c, 0)  # dL/dq at the label; clipped, it passes no gradient
+    gq = g * q
+    grad = np.empty_like(p)
+    np.divide(-gq, s, out=grad)  # (0 - g q) / s off the label
+    np.put_along_axis(grad, labels, (g - gq) / s, axis=-1)
+    return rows, grad
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

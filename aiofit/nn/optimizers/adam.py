@@ -62,7 +62,7 @@ class Adam(Optimizer):
         np.subtract(grads, m, out=tmp)
         tmp *= 1 - self.beta_1
         m += tmp
-        np.multiply(grads, grads, out=tmp)
+        np.square(grads, out=tmp)
         tmp -= v
         tmp *= 1 - self.beta_2
         v += tmp
