@@ -21,8 +21,8 @@ _NPY_MAX_HEADER = 10_000  # numpy's own limit for a header read without allow_pi
 _KINDS = "biufc"
 
 
-def read_arrays(payload: bytearray, count: int, where: str) -> tuple[np.ndarray, ...]:
-    """The ``count`` arrays filling ``payload`` exactly, as views of it (no copy)."""
+def read_arrays(payload: np.ndarray, count: int, where: str) -> tuple[np.ndarray, ...]:
+    """The ``count`` arrays filling ``payload`` (uint8) exactly, as views of it (no copy)."""
     arrays = []
     pos = 0
     for i in range(count):
@@ -38,7 +38,7 @@ def read_arrays(payload: bytearray, count: int, where: str) -> tuple[np.ndarray,
     return tuple(arrays)
 
 
-def _read_npy(payload: bytearray, pos: int, where: str) -> tuple[np.ndarray, int]:
+def _read_npy(payload: np.ndarray, pos: int, where: str) -> tuple[np.ndarray, int]:
     """Parse one ``.npy`` record at ``pos``; no data is copied, the array views ``payload``."""
     shape, fortran, dtype, data_start = _read_npy_header(payload, pos, where)
     _check_dtype(dtype, where, ProtocolError)
@@ -60,7 +60,7 @@ def _read_npy(payload: bytearray, pos: int, where: str) -> tuple[np.ndarray, int
 
 
 def _read_npy_header(
-    payload: bytearray, pos: int, where: str
+    payload: np.ndarray, pos: int, where: str
 ) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     prefix = bytes(payload[pos : pos + 12])
     if len(prefix) < 10 or prefix[:6] != _NPY_MAGIC:

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import anyio
 import numpy as np
-from anyio.abc import SocketStream
 
 from .._exceptions import ProtocolError
 from ._tcp_server import BatchServer, ServerStatistics, serve_batches
@@ -45,8 +47,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_READ_SIZE = 1 << 20
-_DROPS = (anyio.EndOfStream, anyio.BrokenResourceError, OSError)
 
 
 @dataclass
@@ -70,7 +70,7 @@ class StreamStatistics:
 class _Link:
     """One connection and where its numbering stands."""
 
-    stream: SocketStream
+    sock: socket.socket  # non-blocking, owned by the link
     decoder: FrameDecoder
     last: int | None = None
     skipped: list[int] = field(default_factory=list)
@@ -132,8 +132,7 @@ class TcpStream:
         self._done = True
         link, self._link = self._link, None
         if link is not None:
-            with anyio.CancelScope(shield=True):
-                await link.stream.aclose()
+            _close(link.sock)
 
     async def __aenter__(self) -> TcpStream:
         return self
@@ -160,14 +159,26 @@ class TcpStream:
                 return None if frame.end else frame
 
     async def _read(self, link: _Link) -> Frame:
-        decoder = link.decoder
+        # Straight from the socket into the frame's payload (the arrays' own memory),
+        # reading at most the frame asked for; the loop waits only when the kernel's
+        # buffer is empty. A transport would copy every chunk into a bytes object.
+        decoder, sock = link.decoder, link.sock
+        waited = False
         while (frame := decoder.next_frame()) is None:
             try:
-                chunk = await link.stream.receive(min(decoder.bytes_needed, _READ_SIZE))
-            except _DROPS as exc:
+                received = sock.recv_into(decoder.get_buffer())
+            except BlockingIOError:
+                await anyio.wait_readable(sock)
+                waited = True
+                continue
+            except OSError as exc:
                 raise _Dropped(self._drop_message(decoder)) from exc
-            self._stats.bytes += len(chunk)
-            decoder.feed(chunk)
+            if not received:
+                raise _Dropped(self._drop_message(decoder))
+            self._stats.bytes += received
+            decoder.advance(received)
+        if not waited:
+            await anyio.lowlevel.checkpoint()  # a stream that never blocks still yields
         return frame
 
     def _drop_message(self, decoder: FrameDecoder) -> str:
@@ -216,20 +227,19 @@ class TcpStream:
     async def _connect(self) -> _Link:
         while True:
             try:
-                stream = await anyio.connect_tcp(self.host, self.port)
+                sock = await _open_socket(self.host, self.port)
             except OSError as exc:
                 await self._backoff(
                     f"cannot connect to {self.host}:{self.port}: {exc}", exc, ConnectionError
                 )
                 continue
             self._stats.connections += 1
-            self._link = _Link(stream, FrameDecoder(max_frame_bytes=self.max_frame_bytes))
+            self._link = _Link(sock, FrameDecoder(max_frame_bytes=self.max_frame_bytes))
             return self._link
 
     async def _drop(self, link: _Link, drop: _Dropped) -> None:
         self._link = None
-        with anyio.CancelScope(shield=True):
-            await link.stream.aclose()
+        _close(link.sock)
         await self._backoff(str(drop), drop.__cause__, ProtocolError)
 
     async def _backoff(
@@ -250,6 +260,42 @@ class TcpStream:
 
 class _Dropped(Exception):
     """The connection ended or broke; the message says where in the stream."""
+
+
+async def _open_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking socket connected to the first address of ``host`` that accepts."""
+    error: OSError = OSError(f"no address found for {host!r}")
+    for family, kind, proto, _, address in await anyio.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await _connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
+async def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+    try:
+        sock.connect(address)
+    except BlockingIOError:
+        await anyio.wait_writable(sock)
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code)) from None
+
+
+def _close(sock: socket.socket) -> None:
+    anyio.notify_closing(sock)  # wakes (and unregisters) any task waiting on it
+    sock.close()
 
 
 def from_tcp(

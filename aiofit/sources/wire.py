@@ -156,11 +156,13 @@ def decode_frames(data: bytes, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
 class FrameDecoder:
     """Turns bytes, fed in pieces of any size, into :class:`Frame` objects.
 
-    Sans-I/O: the caller reads from its connection and calls :meth:`feed`. To
-    never read past the frame the consumer asked for, read at most
-    :attr:`bytes_needed` bytes at a time. The header is validated before the
-    payload is awaited, and a payload buffer is allocated only once its length
-    has passed the ``max_frame_bytes`` check, so memory held is at most
+    Sans-I/O: the caller reads from its connection and calls :meth:`feed`, or
+    receives straight into :meth:`get_buffer` and calls :meth:`advance` (no copy:
+    the payload is received into the memory the frame's arrays view). To never
+    read past the frame the consumer asked for, read at most :attr:`bytes_needed`
+    bytes at a time (``get_buffer`` is exactly that long). The header is validated
+    before the payload is awaited, and a payload buffer is allocated only once its
+    length has passed the ``max_frame_bytes`` check, so memory held is at most
     ``HEADER_SIZE + max_frame_bytes`` plus decoded frames not yet taken.
 
     After a :class:`ProtocolError` the decoder is broken: every later call to
@@ -180,8 +182,9 @@ class FrameDecoder:
             raise ValueError(f"max_frame_bytes must be positive. Received: {max_frame_bytes}")
         self.max_frame_bytes = max_frame_bytes
         self.last_sequence: int | None = None
-        self._header = bytearray()
-        self._payload: bytearray | None = None
+        self._header = bytearray(HEADER_SIZE)
+        self._head_filled = 0
+        self._payload: np.ndarray | None = None  # uint8, allocated once the header is checked
         self._filled = 0
         self._frame_header: tuple[int, int, int] | None = None  # sequence, flags, count
         self._ready: deque[Frame] = deque()
@@ -191,18 +194,18 @@ class FrameDecoder:
     def bytes_needed(self) -> int:
         """Bytes that complete the header or payload being read (always >= 1)."""
         if self._payload is None:
-            return HEADER_SIZE - len(self._header)
+            return HEADER_SIZE - self._head_filled
         return len(self._payload) - self._filled
 
     @property
     def mid_frame(self) -> bool:
         """True when part of a frame has been fed but not all of it."""
-        return bool(self._header) or self._payload is not None
+        return self._head_filled > 0 or self._payload is not None
 
     @property
     def buffered(self) -> int:
         """Bytes held for the frame in progress (its header plus its payload buffer)."""
-        return len(self._header) + (0 if self._payload is None else len(self._payload))
+        return self._head_filled + (0 if self._payload is None else len(self._payload))
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Consume ``data``; complete frames become available from :meth:`next_frame`.
@@ -214,9 +217,45 @@ class FrameDecoder:
             raise self._error
         view = memoryview(data).cast("B")
         pos = 0
+        while pos < len(view):
+            buf = self.get_buffer()
+            take = min(len(buf), len(view) - pos)
+            buf[:take] = view[pos : pos + take]
+            self.advance(take)
+            pos += take
+
+    def get_buffer(self) -> memoryview:
+        """A writable view of the :attr:`bytes_needed` bytes that come next.
+
+        The zero-copy twin of :meth:`feed` (like asyncio's ``BufferedProtocol``):
+        receive straight into the view (``sock.recv_into(decoder.get_buffer())``),
+        then report how many bytes arrived with :meth:`advance`. A payload is
+        received into the memory its arrays will view, so it is never copied.
+
+        Raises:
+            ProtocolError: the decoder is broken by an earlier error.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._payload is None:
+            return memoryview(self._header)[self._head_filled :]
+        return self._payload.data[self._filled :]
+
+    def advance(self, n: int) -> None:
+        """Declare that the first ``n`` bytes of :meth:`get_buffer`'s view were filled.
+
+        Raises:
+            ProtocolError: the bytes break the format (see the module docs).
+            ValueError: ``n`` is not between 1 and :attr:`bytes_needed`.
+        """
+        if self._error is not None:
+            raise self._error
+        if not 0 < n <= self.bytes_needed:
+            raise ValueError(
+                f"advance() takes 1 to bytes_needed={self.bytes_needed} bytes. Received: {n}"
+            )
         try:
-            while pos < len(view):
-                pos += self._consume(view, pos)
+            self._advance(n)
         except ProtocolError as exc:
             self._error = exc
             raise
@@ -234,7 +273,7 @@ class FrameDecoder:
         if not self.mid_frame:
             return
         if self._payload is None:
-            what = f"{len(self._header)} of the {HEADER_SIZE} header bytes"
+            what = f"{self._head_filled} of the {HEADER_SIZE} header bytes"
             seq = self._after()
         else:
             what = f"{self._filled} of the {len(self._payload)} payload bytes"
@@ -249,19 +288,15 @@ class FrameDecoder:
             return "the first frame"
         return f"the frame after sequence number {self.last_sequence}"
 
-    def _consume(self, view: memoryview, pos: int) -> int:
+    def _advance(self, n: int) -> None:
         if self._payload is None:
-            take = min(HEADER_SIZE - len(self._header), len(view) - pos)
-            self._header += view[pos : pos + take]
-            if len(self._header) == HEADER_SIZE:
+            self._head_filled += n
+            if self._head_filled == HEADER_SIZE:
                 self._start_frame()
-            return take
-        take = min(len(self._payload) - self._filled, len(view) - pos)
-        self._payload[self._filled : self._filled + take] = view[pos : pos + take]
-        self._filled += take
+            return
+        self._filled += n
         if self._filled == len(self._payload):
             self._finish_frame()
-        return take
 
     def _start_frame(self) -> None:
         magic, version, flags, count, reserved, seq, length = _HEADER.unpack(self._header)
@@ -279,9 +314,10 @@ class FrameDecoder:
                 f"version {VERSION}. Received: version={version}"
             )
         _check_header_fields(where, flags, count, reserved, length, self.max_frame_bytes)
-        self._header.clear()
+        self._head_filled = 0
         self._frame_header = (seq, flags, count)
-        self._payload = bytearray(length)  # safe: length was checked against the cap
+        # Safe: length was checked against the cap. Not zero-filled: it is received into.
+        self._payload = np.empty(length, dtype=np.uint8)
         self._filled = 0
         if length == 0:
             self._finish_frame()

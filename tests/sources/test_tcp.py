@@ -277,6 +277,41 @@ async def test_the_client_reads_one_frame_per_batch_asked_for() -> None:
             await server.client_closed.wait()  # ``async with`` closed the connection
 
 
+async def test_frames_arriving_in_small_pieces_are_waited_for_and_decoded() -> None:
+    data = b"".join([batch(0), batch(1), encode_end(2)])
+    cuts = [3, 24, 25, 40, 41, 100, len(batch(0)) + 5]
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def trickle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            for piece in pieces:
+                await stream.send(piece)
+                await anyio.sleep(0.005)  # separate segments, so the client must wait
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, trickle)
+        stream = from_tcp("127.0.0.1", port)
+        got = await collect(stream)
+        tg.cancel_scope.cancel()
+    assert [int(b[0][0, 0]) for b in got] == [0, 1]
+    assert stream.statistics().bytes == len(data)
+
+
+async def test_cancelling_a_read_mid_frame_closes_the_connection() -> None:
+    async with raw_server([[batch(0), batch(1)[:40], None]]) as server:
+        stream = from_tcp("127.0.0.1", server.port)
+        assert int((await anext(stream))[0][0, 0]) == 0
+        with anyio.move_on_after(0.2) as scope:
+            await anext(stream)  # waits forever for the rest of frame 1
+        assert scope.cancelled_caught
+        with anyio.fail_after(10):
+            await server.client_closed.wait()
+        assert await collect(stream) == []  # a cancelled stream is finished
+    gc.collect()  # an unclosed socket would warn (ResourceWarning is an error here)
+
+
 async def test_a_truncated_frame_then_reconnect_delivers_every_frame_once() -> None:
     cut = batch(2)[:-7]
     scripts = [
@@ -345,6 +380,13 @@ async def test_an_oversized_frame_is_refused_unread() -> None:
         with pytest.raises(ProtocolError, match="frame 0: payload length .* exceeds max_frame"):
             await collect(stream)
         assert stream.statistics().bytes == 24  # the header alone was read
+
+
+async def test_a_host_name_is_resolved_and_each_address_tried() -> None:
+    # "localhost" may resolve to ::1 first, where nothing listens: the next address works
+    async with raw_server([[batch(0), encode_end(1)]]) as server:
+        got = await collect(from_tcp("localhost", server.port))
+    assert [int(b[0][0, 0]) for b in got] == [0]
 
 
 async def test_an_unreachable_server_is_a_connection_error() -> None:

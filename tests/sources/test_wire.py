@@ -116,6 +116,66 @@ def test_byte_at_a_time_feeding_gives_the_same_frames() -> None:
     assert decoder.next_frame() is None
 
 
+def receive_into(decoder: FrameDecoder, data: bytes, step: int) -> list[memoryview]:
+    """Fill the decoder the way a socket does (``recv_into``), ``step`` bytes at most."""
+    views, pos = [], 0
+    while pos < len(data):
+        view = decoder.get_buffer()
+        assert len(view) == decoder.bytes_needed
+        take = min(step, len(view), len(data) - pos)
+        view[:take] = data[pos : pos + take]
+        decoder.advance(take)
+        views.append(view)
+        pos += take
+    return views
+
+
+@pytest.mark.parametrize("step", [1, 7, 100, 10**6])
+def test_receiving_into_the_buffer_gives_the_frames_feed_gives(step: int) -> None:
+    arrays = [sample(">f8", (5, 3)), np.arange(5, dtype="<i2"), sample("<c8", (5,))]
+    data = encode_batch(0, arrays) + encode_batch(1, arrays[:1]) + encode_end(2)
+    decoder = FrameDecoder()
+    receive_into(decoder, data, step)
+    first, second, end = (decoder.next_frame() for _ in range(3))
+    assert first is not None
+    assert second is not None
+    assert end is not None
+    for got, want in zip(first.arrays, arrays, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(second.arrays[0], arrays[0])
+    assert (end.sequence, end.end, decoder.next_frame()) == (2, True, None)
+
+
+def test_a_payload_is_received_into_the_arrays_own_memory() -> None:
+    x = sample("<f4", (4, 3))
+    decoder = FrameDecoder()
+    views = receive_into(decoder, encode_batch(0, [x]), step=10**6)
+    header_view, payload_view = views
+    assert len(header_view) == HEADER_SIZE
+    frame = decoder.next_frame()
+    assert frame is not None
+    # zero copy: the array is the memory the socket wrote into
+    assert np.shares_memory(frame.arrays[0], np.frombuffer(payload_view, np.uint8))
+    np.testing.assert_array_equal(frame.arrays[0], x)
+
+
+def test_advance_checks_its_count_and_a_broken_decoder_stays_broken() -> None:
+    decoder = FrameDecoder()
+    for bad in (0, -1, HEADER_SIZE + 1):
+        match = f"takes 1 to bytes_needed=24 bytes. Received: {bad}"
+        with pytest.raises(ValueError, match=match):
+            decoder.advance(bad)
+    view = decoder.get_buffer()
+    view[:] = b"\x00" * HEADER_SIZE
+    with pytest.raises(ProtocolError, match="bad magic") as first:
+        decoder.advance(HEADER_SIZE)
+    for call in (decoder.get_buffer, lambda: decoder.advance(1), lambda: decoder.feed(b"")):
+        with pytest.raises(ProtocolError) as again:
+            call()
+        assert again.value is first.value
+
+
 # -- bad input -----------------------------------------------------------------------
 
 
