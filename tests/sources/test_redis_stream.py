@@ -544,3 +544,17 @@ def test_stream_state_round_trips_through_the_backup_json() -> None:
     old = point.to_dict()
     del old["source"]["stream"]  # a backup written before streams could resume
     assert ResumePoint.from_dict(old).source == SourcePosition(None)
+
+
+def test_the_redis_example_trains_every_entry_and_acknowledges_them(redis_url: str) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "redis_stream.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--url", redis_url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # 5 passes of the 1,437 training digits: all trained, all acknowledged once the
+    # last backup is durable
+    assert "trained on 7185 entries, acknowledged 7185" in result.stdout
+    accuracy = float(result.stdout.rsplit("test accuracy", 1)[1])
+    assert accuracy >= 0.9  # 5 epochs of a small MLP on the digits
