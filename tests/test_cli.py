@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -218,3 +219,17 @@ def test_serve_stops_on_ctrl_c_with_one_line(digits: dict[str, Path]) -> None:
         _stop(child)
     assert child.returncode == 130
     assert err.strip().splitlines() == ["interrupted: serve stopped cleanly"]
+
+
+def test_bench_passes_its_options_through(tmp_path: Path) -> None:
+    """``python -m aiofit bench --quick ...`` reaches the runner with every option."""
+    report = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "aiofit", "bench", "--quick", "--only", "memory",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=300, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(report.read_text())["rows"]
+    assert {row["benchmark"] for row in rows} == {"memory"}

@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["demo", *argv]  # the demo is the default command, flags and all
-    args = _parser().parse_args(argv)
+    if argv[0] == "bench" and argv[1:2] not in (["-h"], ["--help"]):
+        # argparse's REMAINDER rejects leading --options: hand them over untouched
+        args = argparse.Namespace(command="bench", args=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     command = args.command
     # Progress lines reach a pipe (tee, a log collector) as they are printed.
     if hasattr(sys.stdout, "reconfigure"):
