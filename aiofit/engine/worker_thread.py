@@ -25,13 +25,13 @@ flight to finish and for the thread to exit: nothing is left running.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import anyio
-import sniffio
 
 __all__ = ["WorkerThread", "Job", "job_result"]
 
@@ -248,9 +248,24 @@ class _TrioBackend(_Backend):
 
 
 def _current_backend() -> _Backend:
-    library = sniffio.current_async_library()
-    if library == "asyncio":
+    # Not sniffio: anyio no longer depends on it, and aiofit's base install is
+    # numpy + anyio. A running asyncio loop means asyncio (or uvloop); otherwise
+    # the only other backend anyio runs on is trio.
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
         return _AsyncioBackend()
-    if library == "trio":
-        return _TrioBackend()
-    raise RuntimeError(f"aiofit runs on asyncio or trio. Received: event loop {library!r}")
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return _TrioBackend()
+    raise RuntimeError("aiofit runs inside an asyncio (or uvloop) or trio event loop; "
+                       "no running loop was found")
