@@ -233,3 +233,16 @@ def test_bench_passes_its_options_through(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(report.read_text())["rows"]
     assert {row["benchmark"] for row in rows} == {"memory"}
+
+
+def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = _run("train", "--redis", f"redis://127.0.0.1:{port}/0", "--stream", "s",
+                  "--group", "g", "--consumer", "c", "--outputs", "3", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "Connection refused" in lines[0]

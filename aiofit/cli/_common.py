@@ -133,8 +133,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     try:
         import httpx
     except ImportError:
-        return errors
-    return (*errors, httpx.HTTPError)  # unreachable hosts and error statuses of --http
+        pass
+    else:
+        errors = (*errors, httpx.HTTPError)  # unreachable hosts and error statuses of --http
+    try:
+        import redis
+    except ImportError:
+        pass
+    else:
+        errors = (*errors, redis.RedisError)  # redis-py's ConnectionError is its own class
+    return errors
 
 
 def _one_line(exc: BaseException) -> str:

@@ -154,11 +154,13 @@ async def run_demo(out_dir: Path, *, epochs: int = 50, patience: int = 5,
     assert isinstance(clock, _StepClock)
     samples_per_s = clock.samples / max(clock.seconds, 1e-9)
     print(f"test accuracy: {logs['accuracy']:.4f} - test loss: {logs['loss']:.4f}")
+    plotted = any(isinstance(c, callbacks.PlotHistory) for c in chosen)
+    extras = "validation, checkpoints and plot" if plotted else "validation and checkpoints"
     print(f"throughput: {samples_per_s:,.0f} samples/s trained from loopback TCP "
           f"({clock.samples} samples in {clock.seconds:.2f} s of training steps; "
-          f"{seconds:.2f} s in all with validation, checkpoints and plot)")
+          f"{seconds:.2f} s in all with {extras})")
     print(f"model saved to {out_dir / BEST} (reload with aiofit.load_model); "
           f"last epoch in {out_dir / LAST}")
-    if any(isinstance(c, callbacks.PlotHistory) for c in chosen):
+    if plotted:
         print(f"training plot saved to {out_dir / PLOT}")
     return {**logs, "samples_per_s": samples_per_s, "model": str(out_dir / BEST)}
