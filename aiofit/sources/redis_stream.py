@@ -43,12 +43,12 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
 import numpy as np
 
+from ._one_shot import OneShotStream
 from ._redis_fields import StreamField, decode_batch, encode_entry, resolve_fields
 
 __all__ = ["RedisStream", "StreamField", "StreamStatistics", "encode_entry", "from_redis_stream"]
@@ -77,7 +77,7 @@ class StreamStatistics:
     acked: int = 0
 
 
-class RedisStream:
+class RedisStream(OneShotStream):
     """Batches read from a Redis stream with a consumer group (see :func:`from_redis_stream`).
 
     One-shot, like an async generator. It connects on the first ``anext`` and
@@ -110,24 +110,6 @@ class RedisStream:
         """A snapshot of entries and batches read, and entries acknowledged."""
         return StreamStatistics(**vars(self._stats))
 
-    # The async iterator.
-
-    def __aiter__(self) -> RedisStream:
-        return self
-
-    async def __anext__(self) -> tuple[np.ndarray, ...]:
-        if self._done:
-            raise StopAsyncIteration
-        try:
-            batch = await self._next_batch()
-        except BaseException:
-            await self.aclose()  # an error or a cancellation leaves the stream out of step
-            raise
-        if batch is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        return batch
-
     async def aclose(self) -> None:
         """Close the connections; later iteration yields nothing (commits still work)."""
         self._done = True
@@ -135,17 +117,6 @@ class RedisStream:
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
-
-    async def __aenter__(self) -> RedisStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # The engine's ResumableStream protocol.
 

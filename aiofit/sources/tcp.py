@@ -27,13 +27,13 @@ import math
 import os
 import socket
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import anyio
 import numpy as np
 
 from .._exceptions import ProtocolError
+from ._one_shot import OneShotStream
 from ._tcp_server import BatchServer, ServerStatistics, serve_batches
 from .wire import DEFAULT_MAX_FRAME_BYTES, Frame, FrameDecoder
 
@@ -76,7 +76,7 @@ class _Link:
     skipped: list[int] = field(default_factory=list)
 
 
-class TcpStream:
+class TcpStream(OneShotStream):
     """An async iterator of batches read from a TCP batch stream (see :func:`from_tcp`).
 
     One-shot, like an async generator: iterating it again after the end yields
@@ -110,23 +110,6 @@ class TcpStream:
         """A snapshot of frames and bytes read, connections made, duplicates skipped."""
         return StreamStatistics(**vars(self._stats))
 
-    def __aiter__(self) -> TcpStream:
-        return self
-
-    async def __anext__(self) -> tuple[np.ndarray, ...]:
-        if self._done:
-            raise StopAsyncIteration
-        try:
-            frame = await self._next_frame()
-        except BaseException:
-            self._done = True  # an error or a cancellation leaves the stream out of step
-            await self.aclose()
-            raise
-        if frame is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        return frame.arrays
-
     async def aclose(self) -> None:
         """Close the connection; later iteration yields nothing."""
         self._done = True
@@ -134,16 +117,9 @@ class TcpStream:
         if link is not None:
             _close(link.sock)
 
-    async def __aenter__(self) -> TcpStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    async def _next_batch(self) -> tuple[np.ndarray, ...] | None:
+        frame = await self._next_frame()
+        return None if frame is None else frame.arrays
 
     async def _next_frame(self) -> Frame | None:
         """The next frame to hand out, or None at END; reconnects as configured."""
