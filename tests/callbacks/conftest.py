@@ -98,3 +98,22 @@ class StubModel:
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         self.w = np.array(weights[0])
+
+
+class Crash(Exception):
+    """What the crashing callback raises."""
+
+
+class CrashAt(Callback):
+    """Raises :class:`Crash` at the end of batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), -1
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if (self.epoch, batch) == self.at:
+            raise Crash(f"crash at {self.at}")

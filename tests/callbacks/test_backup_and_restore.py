@@ -26,28 +26,11 @@ from aiofit.engine.epoch_iterator import EpochIterator
 from aiofit.engine.logs import WeightedMeans
 from aiofit.engine.resume import ResumePoint, SourcePosition
 
+from .conftest import Crash, CrashAt
+
 CHILD = Path(__file__).with_name("_backup_child.py")
 X = np.random.default_rng(7).normal(size=(50, 4)).astype("float32")
 Y = (X[:, 0] > X[:, 1]).astype("int64") + (X[:, 2] > 0.5).astype("int64")
-
-
-class Crash(Exception):
-    """What the crashing callback raises."""
-
-
-class CrashAt(Callback):
-    """Raises :class:`Crash` at the end of batch ``batch`` of epoch ``epoch``."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), -1
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if (self.epoch, batch) == self.at:
-            raise Crash(f"crash at {self.at}")
 
 
 class Batches:

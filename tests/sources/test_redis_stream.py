@@ -33,6 +33,8 @@ from aiofit.callbacks import BackupAndRestore, Callback
 from aiofit.engine.resume import ResumePoint, SourcePosition
 from aiofit.sources import RedisStream, StreamField, encode_entry, from_redis_stream
 
+from ..callbacks.conftest import Crash, CrashAt
+
 redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install redis)")
 import redis.asyncio as aioredis  # noqa: E402
 
@@ -355,23 +357,6 @@ async def test_without_a_backup_nothing_is_acked(redis_url: str, key: str) -> No
     ids = await produce(redis_url, key)
     await make_model().fit(stream(redis_url, key), verbose=0)
     assert await pending_ids(redis_url, key, "g") == ids
-
-
-class Crash(Exception):
-    """What the crashing callback raises."""
-
-
-class CrashAt(Callback):
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), -1
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if (self.epoch, batch) == self.at:
-            raise Crash
 
 
 @pytest.mark.anyio
