@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-_BACKENDS = [
+#: asyncio and uvloop: for tests of what runs on asyncio only (uvicorn, redis-py)
+ASYNCIO_BACKENDS = [
     pytest.param(("asyncio", {}), id="asyncio"),
     pytest.param(
         ("asyncio", {"use_uvloop": True}),
@@ -19,8 +20,8 @@ _BACKENDS = [
             importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
         ),
     ),
-    pytest.param(("trio", {}), id="trio"),
 ]
+_BACKENDS = [*ASYNCIO_BACKENDS, pytest.param(("trio", {}), id="trio")]
 
 
 @pytest.fixture(params=_BACKENDS)

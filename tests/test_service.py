@@ -26,6 +26,8 @@ import anyio
 import numpy as np
 import pytest
 
+from .conftest import ASYNCIO_BACKENDS
+
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
@@ -51,16 +53,7 @@ X, Y = datasets.load_digits()
 QUERY = X[:8]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}), id="uvloop",
-            marks=pytest.mark.skipif(
-                importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"),
-        ),
-    ]
-)  # fmt: skip
+@pytest.fixture(params=ASYNCIO_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """uvicorn runs on asyncio only: no trio here."""
     return request.param  # type: ignore[no-any-return]

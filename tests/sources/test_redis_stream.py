@@ -8,7 +8,6 @@ entries each batch trained on.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from aiofit.engine.resume import ResumePoint, SourcePosition
 from aiofit.sources import RedisStream, StreamField, encode_entry, from_redis_stream
 
 from ..callbacks.conftest import Crash, CrashAt
+from ..conftest import ASYNCIO_BACKENDS
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install redis)")
 import redis.asyncio as aioredis  # noqa: E402
@@ -43,19 +43,8 @@ FIELDS = {"x": StreamField("x", "float32", (3,)), "y": StreamField("y", "int64",
 X = np.random.default_rng(5).normal(size=(40, 3)).astype("float32")
 Y = (X[:, 0] > 0).astype("int64")
 
-_BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(
-        ("asyncio", {"use_uvloop": True}),
-        id="uvloop",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
-        ),
-    ),
-]
 
-
-@pytest.fixture(params=_BACKENDS)
+@pytest.fixture(params=ASYNCIO_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """redis-py's client is asyncio-only: asyncio and uvloop (trio is tested apart)."""
     return request.param  # type: ignore[no-any-return]
