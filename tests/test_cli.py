@@ -18,21 +18,9 @@ import aiofit
 from aiofit import datasets
 from aiofit.cli._model_spec import ModelSpec
 
+from ._cli_process import start_aiofit, stop
+
 pytestmark = pytest.mark.slow
-
-
-def _popen(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aiofit", *args], text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-
-
-def _stop(child: subprocess.Popen[str]) -> None:
-    """Kill (a no-op if it has exited), reap, and close the pipes."""
-    child.kill()
-    child.communicate()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,7 +46,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def server(digits: dict[str, Path]) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """``serve`` of the train split, one unshuffled pass per connection; yields its port."""
-    child = _popen("serve", str(digits["train"]), "--port", "0", "--batch-size", "32")
+    child = start_aiofit("serve", str(digits["train"]), "--port", "0", "--batch-size", "32")
     try:
         assert child.stdout is not None
         lines = [child.stdout.readline(), child.stdout.readline()]
@@ -66,7 +54,7 @@ def server(digits: dict[str, Path]) -> Iterator[tuple[int, subprocess.Popen[str]
         assert match, (lines, child.stderr.read() if child.poll() is not None else "")  # type: ignore[union-attr]
         yield int(match.group(1)), child
     finally:
-        _stop(child)
+        stop(child)
 
 
 def _val_accuracy(stdout: str) -> float:
@@ -105,7 +93,7 @@ def test_train_over_tcp_equals_training_from_the_same_batches_in_memory(
 def test_train_with_steps_per_epoch_reads_one_live_stream(
     digits: dict[str, Path], tmp_path: Path
 ) -> None:
-    child = _popen("serve", str(digits["train"]), "--forever", "--shuffle", "--seed", "1")
+    child = start_aiofit("serve", str(digits["train"]), "--forever", "--shuffle", "--seed", "1")
     try:
         port = int(re.search(r":(\d+) ", child.stdout.readline() + child.stdout.readline())  # type: ignore[union-attr]
                    .group(1))
@@ -114,7 +102,7 @@ def test_train_with_steps_per_epoch_reads_one_live_stream(
                       "--validation-data", str(digits["val"]), "--out", str(tmp_path))
         assert child.poll() is None  # the client leaving does not stop the server
     finally:
-        _stop(child)
+        stop(child)
     assert result.returncode == 0, result.stderr
     assert len(re.findall(r"^45/45 ", result.stdout, flags=re.MULTILINE)) == 6
     assert _val_accuracy(result.stdout) >= 0.9
@@ -210,13 +198,13 @@ def test_redis_source_names_the_missing_flags(tmp_path: Path) -> None:
 
 
 def test_serve_stops_on_ctrl_c_with_one_line(digits: dict[str, Path]) -> None:
-    child = _popen("serve", str(digits["train"]))
+    child = start_aiofit("serve", str(digits["train"]))
     try:
         assert "listening on" in child.stdout.readline() + child.stdout.readline()  # type: ignore[union-attr]
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=30)
     finally:
-        _stop(child)
+        stop(child)
     assert child.returncode == 130
     assert err.strip().splitlines() == ["interrupted: serve stopped cleanly"]
 

@@ -14,30 +14,16 @@ import pytest
 import aiofit
 from aiofit import datasets
 
+from ._cli_process import start_aiofit, stop
+
 pytestmark = pytest.mark.slow
-
-
-def _popen(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    # A child started from a non-interactive shell may inherit SIGINT ignored; Ctrl-C
-    # tests need the default handler, as in a terminal.
-    return subprocess.Popen(
-        [sys.executable, "-m", "aiofit", *args], cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-
-
-def _stop(child: subprocess.Popen[str]) -> None:
-    """Kill (a no-op if it has exited), reap, and close the pipes."""
-    child.kill()
-    child.communicate()
 
 
 def _finish(child: subprocess.Popen[str], timeout: float = 90) -> tuple[str, str]:
     try:
         return child.communicate(timeout=timeout)
     finally:
-        _stop(child)
+        stop(child)
 
 
 def _test_split() -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +33,7 @@ def _test_split() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_demo_trains_over_tcp_and_reaches_95_percent(tmp_path: Path) -> None:
-    out, err = _finish(_popen("demo", "--out", str(tmp_path), "--verbose", "2"))
+    out, err = _finish(start_aiofit("demo", "--out", str(tmp_path), "--verbose", "2"))
     assert "Traceback" not in err, err
     assert "CC BY 4.0" in out  # the data's attribution
     assert re.search(r"serving 1293 training images on 127\.0\.0\.1:\d+", out), out
@@ -70,7 +56,7 @@ def test_demo_trains_over_tcp_and_reaches_95_percent(tmp_path: Path) -> None:
 
 
 def test_no_arguments_runs_the_demo_into_aiofit_demo(tmp_path: Path) -> None:
-    out, err = _finish(_popen("--epochs", "1", "--verbose", "0", cwd=tmp_path))
+    out, err = _finish(start_aiofit("--epochs", "1", "--verbose", "0", cwd=tmp_path))
     assert "Traceback" not in err, err
     assert "test accuracy: 0." in out
     aiofit.load_model(tmp_path / "aiofit-demo" / "digits-mlp.aiofit")
@@ -78,7 +64,7 @@ def test_no_arguments_runs_the_demo_into_aiofit_demo(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_usable_checkpoint(tmp_path: Path) -> None:
     # patience and epochs so large that only Ctrl-C can end the run
-    child = _popen("demo", "--out", str(tmp_path), "--verbose", "2",
+    child = start_aiofit("demo", "--out", str(tmp_path), "--verbose", "2",
                    "--epochs", "100000", "--patience", "100000")
     try:
         assert child.stdout is not None
@@ -90,7 +76,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_usable_checkpoint(tmp_path: Path) -> 
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
     finally:
-        _stop(child)
+        stop(child)
     assert child.returncode == 130, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
