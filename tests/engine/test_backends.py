@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
+import threading
 from typing import Any
 
 import anyio
@@ -140,3 +143,34 @@ async def test_compute_worker_runs_jobs_in_order_on_its_own_thread() -> None:
     assert engine_threads() == []
     with pytest.raises(RuntimeError, match="not running"):
         worker.submit(job, 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+@pytest.mark.anyio
+async def test_worker_thread_runs_below_the_event_loops_priority() -> None:
+    # The loop's thread must win a busy core back from a step at once (loop lag).
+    from aiofit.engine import worker_thread
+
+    ours = thread_nice()
+    async with worker_thread.WorkerThread("aiofit-compute") as worker:
+        theirs = await worker.run(thread_nice)
+    assert worker_thread.NICENESS == 10  # the default, AIOFIT_WORKER_NICENESS unset
+    assert theirs == min(19, ours + worker_thread.NICENESS)
+    assert thread_nice() == ours  # the event loop's thread keeps its priority
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+@pytest.mark.anyio
+async def test_worker_niceness_zero_keeps_the_creators_priority(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiofit.engine import worker_thread
+
+    monkeypatch.setattr(worker_thread, "NICENESS", 0)
+    async with worker_thread.WorkerThread("aiofit-compute") as worker:
+        assert await worker.run(thread_nice) == thread_nice()
+
+
+def thread_nice() -> int:
+    """The calling thread's own nice value (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
