@@ -47,7 +47,10 @@ def make_source(
     role: str,
     max_queue_size: int,
 ) -> Source:
-    """The source for ``x`` (API.md "What x may be")."""
+    """The source for ``x`` (API.md "What x may be"); an :class:`ArraySource` built
+    (and checked) once is reused with ``rng``."""
+    if isinstance(x, ArraySource):
+        return x.with_rng(rng if rng is not None else np.random.default_rng())
     if isinstance(x, np.ndarray) or (y is not None and isinstance(x, list | tuple)):
         if y is None and role != "predict":
             raise ValueError(f"y is required with array x when role={role!r}. Received: y=None")

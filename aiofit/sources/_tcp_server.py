@@ -243,11 +243,18 @@ def serve_batches(
         ...     await model.fit(from_tcp(server.host, server.port))
     """
     from ..engine.epoch_iterator import EpochIterator  # the engine imports this package
+    from .arrays import ArraySource
 
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)):
         raise TypeError(f"epochs must be an int or None. Received: epochs={epochs!r}")
     if epochs is not None and epochs < 1:
         raise ValueError(f"epochs must be at least 1, or None. Received: epochs={epochs}")
+
+    if isinstance(source, np.ndarray) or (y is not None and isinstance(source, list | tuple)):
+        # Checked once here, not again for every connection (a full pass over x).
+        source = ArraySource(source, y, sample_weight, batch_size=batch_size or 32,
+                             shuffle=shuffle)  # fmt: skip
+        y = sample_weight = None
 
     def make_data() -> Any:
         return EpochIterator(

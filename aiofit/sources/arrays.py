@@ -8,6 +8,7 @@ the epoch iterator pulls these batches directly, without a producer task.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,13 @@ class ArraySource:
         self.rng = rng if rng is not None else np.random.default_rng()
         self.num_samples = int(self.x.shape[0])
         self.num_batches: int | None = -(-self.num_samples // batch_size)
+
+    def with_rng(self, rng: np.random.Generator) -> ArraySource:
+        """The same checked arrays and options, shuffled from ``rng``: a server
+        gives each connection its own source without checking the arrays again."""
+        twin = copy.copy(self)
+        twin.rng = rng
+        return twin
 
     async def open_pass(self, task_group: TaskGroup | None = None) -> ArrayPass:
         """Start a new pass over all samples (a fresh permutation when shuffling)."""

@@ -127,6 +127,31 @@ async def test_each_client_of_a_reiterable_source_gets_the_whole_stream() -> Non
     np.testing.assert_array_equal(np.sort(xs[0], axis=0), np.sort(x, axis=0))
 
 
+async def test_arrays_are_checked_once_not_once_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A full pass over x (isfinite...) per client would delay every client's first frame.
+    from aiofit.sources import arrays
+
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return check_arrays(*args, **kwargs)
+
+    check_arrays = arrays.check_arrays
+    monkeypatch.setattr(arrays, "check_arrays", counted)
+    x, y, _ = make_data(32)
+    async with serve_batches(x, y, batch_size=8) as server:
+        for _ in range(3):
+            got = await collect(from_tcp(server.host, server.port))
+            np.testing.assert_array_equal(np.concatenate([b[0] for b in got]), x)
+    assert len(calls) == 1
+    x[3, 2] = np.nan  # and a bad array is still refused up front
+    with pytest.raises(aiofit.DataError, match="non-finite|NaN"):
+        serve_batches(x, y, batch_size=8)
+
+
 async def test_a_generator_source_is_streamed_once_and_closed() -> None:
     closed = []
 
