@@ -83,6 +83,20 @@ class StreamEpoch:
         self._iterator.note_consumed()
         return item
 
+    def next_nowait(self) -> Batch:
+        """The next batch if one is buffered: raises ``anyio.WouldBlock`` if none is,
+        ``StopAsyncIteration`` at the end, or the source's error in its place."""
+        try:
+            item = self._receive.receive_nowait()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _Failure):
+            self._receive.close()
+            raise item.error
+        self._credits.release()
+        self._iterator.note_consumed()
+        return item
+
     def abandon(self) -> anyio.Event:
         """Stop the producer and close the stream; the event is set once it has stopped."""
         self._scope.cancel()

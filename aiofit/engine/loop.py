@@ -4,18 +4,21 @@ One coroutine drives one epoch, in one of two ways:
 
 * **lockstep**: fire the batch-begin hook, hand the step to the compute thread,
   await it, fire the batch-end hook. Used whenever a callback may steer the
-  run between batches (stop it, change the learning rate...), and for streamed
-  sources, whose latency the pipeline's producers already overlap with the
-  step. An in-memory source is sliced and checked while the step computes.
-* **ahead**: for an in-memory source when no callback listens between batches
-  (or only observers: the progress bar, History), steps are queued on the
-  compute thread (up to :data:`AHEAD`), so it goes from one step to the next without
-  waiting for the event loop to wake up and hand it the next batch, and the
-  loop wakes once per half queue rather than once per step. Each step still
-  starts only if ``stop_training`` is false and no earlier step failed, so what
-  trains is exactly what lockstep would train. Cancelling drops the queue: the
-  step running finishes, and queued steps stop as soon as the engine task sees
-  the cancellation.
+  run between batches (stop it, change the learning rate...). An in-memory
+  source is sliced and checked while the step computes.
+* **ahead**: when no callback listens between batches (or only observers: the
+  progress bar, History), steps are queued on the compute thread, so it goes
+  from one step to the next without waiting for the event loop to wake up and
+  hand it the next batch. In-memory sources queue up to :data:`AHEAD` steps and
+  the loop wakes once per half queue rather than once per step; streamed
+  sources queue only batches already buffered, two steps at most (the one
+  running and the next), so a step's end is never held back waiting for the
+  network and the stream's buffer bound still holds. Each step still starts
+  only if ``stop_training`` is false, no earlier step failed and the engine's
+  wait has not been cancelled, so what trains is exactly what lockstep would
+  train. Cancelling drops the queue: the step running finishes, and no queued
+  step starts once the cancellation reaches the engine's wait (it is seen by
+  the compute thread the moment it is delivered, before the engine task runs).
 
 Either way results, hooks and errors come in batch order: an error met while
 fetching batch ``i + 1`` is raised after batch ``i`` has finished, at its own
@@ -146,10 +149,11 @@ async def drive(
         ``start`` plus the number of batches that ran.
     """
     hooks = _Hooks(cbs, phase)
-    if not isinstance(batches, DirectEpoch):
-        return await _lockstep(batches, first, worker, hooks, start, prefetch=False)
+    # Prefetching a stream would hold this batch's end hook until the next batch
+    # arrived, so only sources that never wait (in memory) are prefetched.
+    in_memory = isinstance(batches, DirectEpoch)
     if _steered(cbs, phase) or phase.astep is not None or phase.agree is not None:
-        return await _lockstep(batches, first, worker, hooks, start, prefetch=True)
+        return await _lockstep(batches, first, worker, hooks, start, prefetch=in_memory)
     return await _ahead(batches, first, worker, hooks, start)
 
 
@@ -196,8 +200,6 @@ async def _lockstep(
     batches: AsyncIterator[Batch], batch: Batch | None, worker: WorkerThread, hooks: _Hooks,
     start: int, *, prefetch: bool,
 ) -> int:  # fmt: skip
-    # Prefetching a stream would hold this batch's end hook until the next batch
-    # arrived, so only sources that never wait (in memory) are prefetched.
     phase, index = hooks.phase, start
     while await _proceed(phase, batch):
         assert batch is not None
@@ -290,11 +292,15 @@ class _Queue:
         self, batches: AsyncIterator[Batch], batch: Batch | None, worker: WorkerThread,
         phase: Phase, start: int = 0,
     ) -> None:  # fmt: skip
-        self.batches, self.batch, self.worker, self.phase = batches, batch, worker, phase
-        self.gate = _Gate(phase)
+        self.batches, self.worker, self.phase = batches, worker, phase
+        self.batch: Any = batch  # the next batch to submit, None at the end, or _NOT_FETCHED
+        self.gate = _Gate(phase, worker)
         self.pending: deque[tuple[int, int, Job]] = deque()
         self.submitted = start
-        self.depth = _depth(batch)
+        # A stream's next batch only if already buffered: never wait for one with a
+        # finished step's results held back (None: in memory, never waits).
+        self.buffered: Callable[[], Batch] | None = getattr(batches, "next_nowait", None)
+        self.depth = _depth(batch) if self.buffered is None else 2
         self.deferred: Exception | None = None  # raised once the batches before it are done
         self.unsuspended = 0  # results handed out since this task last let others run
 
@@ -308,7 +314,7 @@ class _Queue:
             # One wake-up per half queue: each costs the thread a GIL hand-off, and
             # it still has the other half to compute while this task hands out
             # results and refills.
-            await self.worker.until_done(pending[(len(pending) - 1) // 2][2])
+            await self._until_done(pending[(len(pending) - 1) // 2][2])
             self.unsuspended = 0
         elif self.unsuspended >= self.depth:
             # The thread keeps ahead of this task: never run an epoch without yielding.
@@ -317,18 +323,40 @@ class _Queue:
         self.unsuspended += 1
         index, size, job = pending.popleft()
         if not job.done:
-            await self.worker.until_done(job)
+            await self._until_done(job)
         return index, size, _outcome(job, self.phase, index)
 
+    async def _until_done(self, job: Job) -> None:
+        self.gate.watched = job  # a cancelled wait for it closes the gate at once
+        await self.worker.until_done(job)
+
     async def _refill(self) -> None:
-        while self.batch is not None and len(self.pending) < self.depth:
+        while len(self.pending) < self.depth:
+            if self.batch is _NOT_FETCHED and not await self._fetch():
+                return
+            if self.batch is None:
+                return
             job = self.worker.submit(self.gate.run, *self.batch)
             self.pending.append((self.submitted, len(self.batch[0]), job))
             self.submitted += 1
-            try:
+            self.batch = _NOT_FETCHED
+
+    async def _fetch(self) -> bool:
+        """Fetch the next batch (None at the end); False if a stream has none buffered
+        while steps are pending."""
+        try:
+            if self.buffered is not None and self.pending:
+                try:
+                    self.batch = self.buffered()
+                except anyio.WouldBlock:
+                    return False
+                except StopAsyncIteration:
+                    self.batch = None
+            else:
                 self.batch = await first_batch(self.batches)
-            except Exception as exc:
-                self.batch, self.deferred = None, exc
+        except Exception as exc:  # raised once the batches before it are done
+            self.batch, self.deferred = None, exc
+        return True
 
     def close(self) -> None:
         self.gate.closed = True  # queued steps that have not started yet never will
@@ -346,11 +374,16 @@ def _depth(batch: Batch | None) -> int:
 class _Gate:
     """Runs a queued step only if nothing has asked the epoch to end before it starts."""
 
-    def __init__(self, phase: Phase) -> None:
+    def __init__(self, phase: Phase, worker: WorkerThread) -> None:
         self.phase = phase
+        self.worker = worker
         self.closed = False
+        self.watched: Job | None = None  # the job the engine task waits for
 
     def run(self, x: Any, y: Any, sample_weight: Any) -> Any:
+        watched = self.watched
+        if watched is not None and self.worker.abandoned(watched):
+            self.closed = True  # the engine is being cancelled: it will not wait again
         if self.closed or self.phase.stop():
             return _SKIPPED
         try:

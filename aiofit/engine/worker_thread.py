@@ -55,13 +55,14 @@ NICENESS = int(os.environ.get("AIOFIT_WORKER_NICENESS", "10"))
 class Job:
     """One submitted call: its outcome once finished, and who waits for it."""
 
-    __slots__ = ("args", "fn", "outcome", "waiter")
+    __slots__ = ("aborted", "args", "fn", "outcome", "waiter")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn: Callable[..., Any] | None = fn
         self.args: tuple[Any, ...] = args
         self.outcome: _Outcome | None = None
         self.waiter: Any = None
+        self.aborted = False  # trio: a wait for it was cancelled
 
     @property
     def done(self) -> bool:
@@ -149,6 +150,13 @@ class WorkerThread:
         """``submit`` then ``wait``: run ``fn(*args)`` in the thread."""
         return await self.wait(self.submit(fn, *args))
 
+    def abandoned(self, job: Job) -> bool:
+        """Whether a task's wait for ``job`` has been cancelled; safe to ask from the
+        worker thread, and true from the moment the cancellation is delivered (before
+        the waiting task runs again), so queued work can stop at once."""
+        assert self._backend is not None
+        return self._backend.abandoned(job)
+
     def discard(self, job: Job) -> None:
         """Forget a job nobody will wait for any more."""
         if self._backend is not None:
@@ -216,6 +224,9 @@ class _Backend:
     def forget(self, job: Job) -> None:
         raise NotImplementedError
 
+    def abandoned(self, job: Job) -> bool:
+        raise NotImplementedError
+
 
 class _AsyncioBackend(_Backend):
     def __init__(self) -> None:
@@ -235,6 +246,11 @@ class _AsyncioBackend(_Backend):
     def forget(self, job: Job) -> None:
         if job.waiter is not None:
             job.waiter.cancel()
+
+    def abandoned(self, job: Job) -> bool:
+        # Cancelling a task cancels the future it awaits there and then.
+        waiter = job.waiter
+        return waiter is not None and waiter.cancelled()
 
 
 def _settle(future: Any) -> None:
@@ -256,7 +272,9 @@ class _TrioBackend(_Backend):
 
     async def sleep(self, job: Job) -> None:
         def abort(_raise_cancel: Any) -> Any:
-            job.waiter = None  # on the trio thread, like _settle: no race
+            # Called by trio as the cancellation is delivered, on the trio thread.
+            job.waiter = None  # like _settle: no race
+            job.aborted = True
             return self._lowlevel.Abort.SUCCEEDED
 
         await self._lowlevel.wait_task_rescheduled(abort)
@@ -271,6 +289,9 @@ class _TrioBackend(_Backend):
 
     def forget(self, job: Job) -> None:
         job.waiter = None
+
+    def abandoned(self, job: Job) -> bool:
+        return job.aborted
 
 
 def _current_backend() -> _Backend:
