@@ -286,10 +286,33 @@ def test_set_state_rejects_wrong_shapes_and_missing_keys() -> None:
     opt = Adam()
     opt.build(np.zeros(4, np.float32), [(0, 4)])
     state = opt.get_state()
-    with pytest.raises(ValueError, match="missing.*velocity"):
-        opt.set_state({k: v for k, v in state.items() if k != "velocity"})
+    with pytest.raises(ValueError, match="missing.*velocity_sum"):
+        opt.set_state({k: v for k, v in state.items() if k != "velocity_sum"})
     with pytest.raises(ValueError, match=r"received shape \(3,\)"):
-        opt.set_state({**state, "momentum": np.zeros(3, np.float32)})
+        opt.set_state({**state, "momentum_sum": np.zeros(3, np.float32)})
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_keeps_kerass_moments_as_weighted_sums(amsgrad: bool) -> None:
+    # momentum_sum = m / (1 - beta_1), velocity_sum = v / (1 - beta_2), with Keras's m, v.
+    rng = np.random.default_rng(4)
+    grads = [rng.normal(size=5) for _ in range(4)]
+    opt = Adam(beta_1=0.8, beta_2=0.95, amsgrad=amsgrad)
+    params = np.zeros(5)
+    opt.build(params, [(0, 5)])
+    m, v, v_max = np.zeros(5), np.zeros(5), np.zeros(5)
+    for g in grads:
+        opt.apply(params, g.copy())
+        m += (g - m) * 0.2
+        v += (g**2 - v) * 0.05
+        v_max = np.maximum(v_max, v)
+    state = opt.get_state()
+    np.testing.assert_allclose(state["momentum_sum"] * 0.2, m, rtol=1e-13)
+    np.testing.assert_allclose(state["velocity_sum"] * 0.05, v, rtol=1e-13)
+    if amsgrad:
+        np.testing.assert_allclose(state["velocity_sum_max"] * 0.05, v_max, rtol=1e-13)
+    else:
+        assert "velocity_sum_max" not in state
 
 
 @pytest.mark.parametrize(("kind", "cls", "cfg"), CASES, ids=CASE_IDS)

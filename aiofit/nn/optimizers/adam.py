@@ -23,6 +23,19 @@ class Adam(Optimizer):
         v_hat = max(v_hat, v)                 # amsgrad only, then used as v
         w -= alpha * m / (sqrt(v) + epsilon)
 
+    The state keeps the moments as exponentially weighted *sums*,
+    ``M = m / (1 - beta_1)`` and ``V = v / (1 - beta_2)`` (slots
+    ``momentum_sum`` and ``velocity_sum``, and ``velocity_sum_max`` with
+    amsgrad), so they update as ``M = beta_1 * M + g`` and
+    ``V = beta_2 * V + g**2`` and the constants fold into the last line::
+
+        w -= alpha * (1 - beta_1) / sqrt(1 - beta_2)
+             * M / (sqrt(V) + epsilon / sqrt(1 - beta_2))
+
+    which is Keras's step exactly in real arithmetic (in floating point it
+    differs by rounding) with 10 passes over the parameters instead of 12:
+    the update is memory-bound, so that is ~15% of its time.
+
     Args:
         learning_rate: defaults to 0.001.
         beta_1: decay of the first moment, in ``[0, 1)``.
@@ -52,26 +65,26 @@ class Adam(Optimizer):
 
     @property
     def slot_names(self) -> tuple[str, ...]:
-        return ("momentum", "velocity", "velocity_hat") if self.amsgrad else (
-            "momentum", "velocity")
+        names = ("momentum_sum", "velocity_sum")
+        return (*names, "velocity_sum_max") if self.amsgrad else names
 
     def _update(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         t = self._iterations + 1
         alpha = lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        m, v, tmp = self._slots["momentum"], self._slots["velocity"], self._scratch
-        np.subtract(grads, m, out=tmp)
-        tmp *= 1 - self.beta_1
-        m += tmp
-        np.square(grads, out=tmp)
-        tmp -= v
-        tmp *= 1 - self.beta_2
-        v += tmp
+        root_c2 = math.sqrt(1 - self.beta_2)
+        m, v, tmp = self._slots["momentum_sum"], self._slots["velocity_sum"], self._scratch
+        m *= self.beta_1
+        m += grads
+        np.square(grads, out=grads)  # g is not needed any more
+        v *= self.beta_2
+        v += grads
         if self.amsgrad:
-            v = np.maximum(self._slots["velocity_hat"], v, out=self._slots["velocity_hat"])
+            v = np.maximum(self._slots["velocity_sum_max"], v,
+                           out=self._slots["velocity_sum_max"])  # fmt: skip
         np.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        np.multiply(m, alpha, out=grads)
-        grads /= tmp
+        tmp += self.epsilon / root_c2
+        np.divide(m, tmp, out=grads)
+        grads *= alpha * (1 - self.beta_1) / root_c2
         params -= grads
 
     def get_config(self) -> dict[str, Any]:
