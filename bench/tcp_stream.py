@@ -6,7 +6,9 @@ reading a :func:`aiofit.sources.serve_batches` server over 127.0.0.1, interleave
 round by round. The ratio is memory time / TCP time (target >= 0.8). The server
 runs in its own process, as a data producer would (on this 2-core machine it
 still competes with training for the CPU); a second row shows the server in the
-trainer's own process and event loop, for contrast. The raw stream alone
+trainer's own process and event loop, for contrast, and a third the same
+batches from an async generator with no network at all: the engine's own
+streaming path, so the rest of the gap is the network's. The raw stream alone
 (frames read and decoded, no training) is reported in MB/s.
 
 Run: ``python -m bench.tcp_stream [--quick]`` (a few seconds), or ``python -m bench``.
@@ -97,6 +99,21 @@ def server_process(batches: int) -> Iterator[int]:
             child.stdout.close()
 
 
+def fit_from_generator(model: Any, x: np.ndarray, y: np.ndarray, backend: str) -> float:
+    """Fit from an async generator of the same in-memory batches: the engine's
+    streaming path with no network, to tell its cost from the network's."""
+    async def main() -> float:
+        async def batches() -> Any:
+            for start in range(0, len(x), BATCH):
+                yield x[start : start + BATCH], y[start : start + BATCH]
+
+        start = time.perf_counter()
+        await fit(model, batches(), verbose=0)
+        return time.perf_counter() - start
+
+    return run_on(backend, main)
+
+
 def raw_stream(x: np.ndarray, y: np.ndarray, backend: str) -> tuple[float, int]:
     """Seconds to read (and decode) the whole stream with no training, and its bytes."""
 
@@ -118,7 +135,7 @@ def measure(level: str, backend: str) -> dict[str, Any]:
     in_memory, over_tcp = mlp(sizes=(FEATURES, 256, CLASSES)), mlp(sizes=(FEATURES, 256, CLASSES))
     fit_from_memory(in_memory, x[:BATCH], y[:BATCH], backend)  # warm up both paths
     fit_from_tcp(over_tcp, x[:BATCH], y[:BATCH], backend)
-    ratios, same_process, mem_times, tcp_times, rates = [], [], [], [], []
+    ratios, same_process, generator, mem_times, tcp_times, rates = [], [], [], [], [], []
     with server_process(batches) as port:
         for r in range(rounds):
             # Alternate who goes first: the shared machine's speed drifts.
@@ -133,9 +150,12 @@ def measure(level: str, backend: str) -> dict[str, Any]:
             tcp_times.append(tcp_t)
             same_process.append(fit_from_memory(in_memory, x, y, backend)
                                 / fit_from_tcp(over_tcp, x, y, backend))  # fmt: skip
+            generator.append(fit_from_memory(in_memory, x, y, backend)
+                             / fit_from_generator(over_tcp, x, y, backend))  # fmt: skip
             seconds, nbytes = raw_stream(x, y, backend)
             rates.append(nbytes / seconds / 2**20)
-    return {"ratios": ratios, "same_process": same_process, "mem": mem_times,
+    return {"ratios": ratios, "same_process": same_process, "generator": generator,
+            "mem": mem_times,
             "tcp": tcp_times, "rates": rates, "batches": batches, "rounds": rounds,
             "backend": backend}  # fmt: skip
 
@@ -144,6 +164,7 @@ def rows(m: dict[str, Any]) -> list[dict[str, Any]]:
     ratio, spread = median_spread(m["ratios"])
     rate, rate_spread = median_spread(m["rates"])
     same, same_spread = median_spread(m["same_process"])
+    gen, gen_spread = median_spread(m["generator"])
     mem = float(np.median(m["mem"])) / m["batches"] * 1e3
     tcp = float(np.median(m["tcp"])) / m["batches"] * 1e3
     case = f"fit from TCP vs memory, {BATCH}x{FEATURES} f32, MLP 784-256-10 ({m['backend']})"
@@ -159,6 +180,11 @@ def rows(m: dict[str, Any]) -> list[dict[str, Any]]:
             "tcp_stream", f"the same, server in the trainer's own process ({m['backend']})",
             f"{same:.2f}x (±{same_spread * 100:.0f}%)", median=same, spread=same_spread,
             unit="memory time / TCP time",
+        ),
+        make_row(
+            "tcp_stream", f"the same batches from an async generator, no network ({m['backend']})",
+            f"{gen:.2f}x (±{gen_spread * 100:.0f}%)", median=gen, spread=gen_spread,
+            unit="memory time / generator time",
         ),
         make_row(
             "tcp_stream", f"raw stream over loopback, no training ({m['backend']})",
