@@ -41,6 +41,9 @@ class Activation(Configured):
     name: ClassVar[str] = ""
     #: True when ``backward`` reads only ``A``, so ``forward`` may overwrite ``Z``.
     inplace_ok: ClassVar[bool] = False
+    #: True when ``backward(Z, A, dA, out=dA)`` is correct: nothing reads ``dA``
+    #: after ``out`` is written (every built-in; a subclass must say so itself).
+    backward_in_place: ClassVar[bool] = False
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
         """Return ``A = f(Z)``, written into ``out`` when given (``out`` may be ``Z``)."""
@@ -58,6 +61,7 @@ class Linear(Activation):
     """Identity, ``f(x) = x`` (Keras ``"linear"``; also what ``None`` means)."""
 
     name = "linear"
+    backward_in_place = True
     inplace_ok = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
@@ -71,6 +75,7 @@ class ReLU(Activation):
     """``max(x, 0)``; the gradient at 0 is taken as 0, as in Keras."""
 
     name = "relu"
+    backward_in_place = True
     inplace_ok = True
 
     def __init__(self) -> None:
@@ -93,6 +98,7 @@ class LeakyReLU(Activation):
     """``x`` for ``x > 0``, ``negative_slope * x`` otherwise (Keras 3 default slope 0.2)."""
 
     name = "leaky_relu"
+    backward_in_place = True
 
     def __init__(self, negative_slope: float = 0.2) -> None:
         self.negative_slope = float(negative_slope)
@@ -120,6 +126,7 @@ class ELU(Activation):
     """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
 
     name = "elu"
+    backward_in_place = True
 
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = float(alpha)
@@ -153,6 +160,7 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    backward_in_place = True
     _C = 0.7978845608028654  # sqrt(2 / pi)
 
     def __init__(self, approximate: bool = False) -> None:
@@ -187,6 +195,7 @@ class Sigmoid(Activation):
     """``1 / (1 + exp(-x))``, computed without overflow for any input."""
 
     name = "sigmoid"
+    backward_in_place = True
     inplace_ok = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
@@ -200,6 +209,7 @@ class Tanh(Activation):
     """Hyperbolic tangent."""
 
     name = "tanh"
+    backward_in_place = True
     inplace_ok = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
@@ -213,6 +223,7 @@ class Softmax(Activation):
     """Softmax over the last axis, shifted by the row maximum so it never overflows."""
 
     name = "softmax"
+    backward_in_place = True
     inplace_ok = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
@@ -232,6 +243,7 @@ class Softplus(Activation):
     """``log(1 + exp(x))``, stable for large ``|x|`` (``softplus(1000) == 1000``)."""
 
     name = "softplus"
+    backward_in_place = True
     inplace_ok = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
@@ -249,6 +261,7 @@ class Swish(Activation):
     """``x * sigmoid(x)`` (Keras ``"swish"``, alias ``"silu"``)."""
 
     name = "swish"
+    backward_in_place = True
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
         return np.multiply(Z, _sigmoid(Z), out=out)

@@ -113,6 +113,8 @@ class Model(Trainer):
     def _pack(self) -> None:
         """Move every trainable weight into one flat buffer; layers keep views."""
         self._flat_params, self._flat_grads, self._segments = pack(self._layers, self.dtype)
+        for layer in self._layers:
+            layer.scratch_dy = True  # _backward hands each dY on once, then drops it
         self._first_trainable = next(
             (k for k, layer in enumerate(self._layers) if layer.params), -1)
         self._optimizer_ready = False

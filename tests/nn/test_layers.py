@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiofit.nn import layers
+import aiofit
+from aiofit.nn import activations, layers
 from aiofit.nn.layers import (
     Activation,
     BatchNormalization,
@@ -388,3 +389,66 @@ def test_register_makes_custom_layers_loadable() -> None:
     assert clone.name == "dbl"
     with pytest.raises(TypeError, match="Received"):
         layers.register(int)  # type: ignore[type-var]
+
+
+# ------------------------------------------------------------ dY reuse in backward
+
+
+def _mlp(activation: object, seed: int = 0) -> aiofit.Sequential:
+    model = aiofit.Sequential(
+        [layers.Input(shape=(6,)), layers.Dense(8, activation=activation),
+         layers.Dense(3, activation="softmax")], seed=seed)  # fmt: skip
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "elu", "swish", "linear"])
+def test_a_models_dense_layers_reuse_dy_with_the_same_result(activation: str) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 3, 16)
+    reusing, fresh = _mlp(activation), _mlp(activation)
+    reusing.build((None, 6))
+    fresh.build((None, 6))
+    assert all(layer.scratch_dy for layer in reusing.layers)
+    for layer in fresh.layers:
+        layer.scratch_dy = False
+    for _ in range(3):
+        assert reusing.train_on_batch(x, y) == fresh.train_on_batch(x, y)
+    for a, b in zip(reusing.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backward_leaves_dy_alone_unless_told_it_is_scratch() -> None:
+    layer = layers.Dense(4, activation="relu")
+    layer.build((3,), np.random.default_rng(0), np.float32)
+    layer.forward(np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32), True)
+    dy = np.ones((5, 4), np.float32)
+    layer.backward(dy)
+    np.testing.assert_array_equal(dy, 1.0)  # a layer driven by hand: dY is the caller's
+
+
+def test_a_custom_activation_is_not_given_dy_as_its_output() -> None:
+    class Doubling(activations.Activation):
+        name = "doubling"  # backward reads dA after writing out: not in-place safe
+
+        def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            return np.multiply(Z, 2.0, out=out)
+
+        def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+            out = np.empty_like(dA) if out is None else out
+            out[...] = 0.0
+            out += 2.0 * dA  # all zeros if out were dA
+            return out
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 3, 8)
+    model = _mlp(Doubling())
+    model.build((None, 6))
+    _, grads = model.compute_gradients(x, y)
+    linear = _mlp("linear")
+    linear.build((None, 6))
+    linear.set_weights([w * 2.0 if i < 2 else w for i, w in enumerate(model.get_weights())])
+    # doubling(X @ W + b) = X @ 2W + 2b: the same outputs, so the gradients are halved
+    _, linear_grads = linear.compute_gradients(x, y)
+    np.testing.assert_allclose(grads[:6 * 8 + 8], 2.0 * linear_grads[:6 * 8 + 8], rtol=1e-5)

@@ -42,6 +42,10 @@ class Layer:
         self.input_shape: Shape | None = None  # without the batch dimension
         self.output_shape: Shape | None = None
         self.built = False
+        #: True when whoever calls ``backward`` has no further use for ``dY``: the
+        #: layer may then write into it (a model sets this on its own layers, whose
+        #: gradients flow through buffers nobody reads twice).
+        self.scratch_dy = False
 
     def _auto_name(self) -> str:
         # Keras-style default names: dense, dense_1, ... (process-wide counter per class)

