@@ -7,6 +7,7 @@ received, so the model and its optimizer state are never half-updated.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -70,13 +71,30 @@ def _as_numeric(a: Any, role: str, where: str) -> np.ndarray:
 
 
 def _check_finite(arr: np.ndarray, role: str, where: str) -> None:
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+    if np.issubdtype(arr.dtype, np.floating) and not _all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         value = arr[tuple(bad)]
         raise DataError(
             f"{where}: {role} contains non-finite values; first at index "
             f"{tuple(int(i) for i in bad)}: {value}"
         )
+
+
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    # A quick screen first: the sum of squares (one BLAS pass, no temporary array)
+    # is finite when every element is, and a NaN or an inf makes it NaN or inf. The
+    # squares of huge finite values (> 1.8e19 in float32) can overflow it too, so a
+    # non-finite sum only sends the array to the exact check.
+    if arr.dtype in _BLAS_FLOATS and arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.dot(flat, flat))
+        if math.isfinite(total):
+            return True
+    return bool(np.isfinite(arr).all())
 
 
 def check_arrays(

@@ -44,3 +44,21 @@ def test_dicts_and_strings_name_the_role(role: str, bad: Any, received: str) -> 
     expected = rf"^here: {role} must be a numeric array; received {received}"
     with pytest.raises(DataError, match=expected):
         check_arrays(args["x"], args["y"], args["sample_weight"], where="here")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+@pytest.mark.parametrize("huge", [False, True])
+def test_the_finiteness_check_is_exact(dtype: Any, bad: float | None, huge: bool) -> None:
+    # Huge finite values overflow the quick sum-of-squares screen: never a false alarm,
+    # and a non-finite value among them is still found, at its index.
+    x = np.full((4, 5), np.finfo(dtype).max / 2 if huge else 0.5, dtype=dtype)
+    if bad is None:
+        assert check_arrays(x)[0] is x
+        assert check_arrays(np.asfortranarray(x))[0].shape == (4, 5)
+        return
+    x[2, 3] = bad
+    with pytest.raises(DataError, match=r"x contains non-finite values; first at index \(2, 3\)"):
+        check_arrays(x)
+    with pytest.raises(DataError, match=r"first at index \(2, 3\)"):
+        check_arrays(np.asfortranarray(x))  # not contiguous: the exact check alone
