@@ -48,8 +48,22 @@ __all__ = ["WorkerThread", "Job", "job_result"]
 _Outcome = tuple[Any, BaseException | None]
 _STOP = object()
 
+
+
+def niceness_from(environ: Any) -> int:
+    """``AIOFIT_WORKER_NICENESS`` from ``environ`` (default 10), or ValueError."""
+    text = environ.get("AIOFIT_WORKER_NICENESS", "10")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"AIOFIT_WORKER_NICENESS must be a whole number of nice levels (0 keeps the "
+            f"event loop's priority). Received: {text!r}"
+        ) from None
+
+
 #: How many nice levels below its creator a worker thread runs (Linux only).
-NICENESS = int(os.environ.get("AIOFIT_WORKER_NICENESS", "10"))
+NICENESS = niceness_from(os.environ)
 
 
 class Job:

@@ -174,3 +174,12 @@ async def test_worker_niceness_zero_keeps_the_creators_priority(
 def thread_nice() -> int:
     """The calling thread's own nice value (Linux keeps one per thread)."""
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_worker_niceness_comes_from_the_environment() -> None:
+    from aiofit.engine.worker_thread import niceness_from
+
+    assert niceness_from({}) == 10
+    assert niceness_from({"AIOFIT_WORKER_NICENESS": "0"}) == 0
+    with pytest.raises(ValueError, match="AIOFIT_WORKER_NICENESS.*Received: 'low'"):
+        niceness_from({"AIOFIT_WORKER_NICENESS": "low"})
