@@ -36,7 +36,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -49,8 +49,7 @@ _Outcome = tuple[Any, BaseException | None]
 _STOP = object()
 
 
-
-def niceness_from(environ: Any) -> int:
+def niceness_from(environ: Mapping[str, str]) -> int:
     """``AIOFIT_WORKER_NICENESS`` from ``environ`` (default 10), or ValueError."""
     text = environ.get("AIOFIT_WORKER_NICENESS", "10")
     try:
