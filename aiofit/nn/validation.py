@@ -80,21 +80,12 @@ def _check_finite(arr: np.ndarray, role: str, where: str) -> None:
         )
 
 
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _all_finite(arr: np.ndarray) -> bool:
-    # A quick screen first: the sum of squares (one BLAS pass, no temporary array)
-    # is finite when every element is, and a NaN or an inf makes it NaN or inf. The
-    # squares of huge finite values (> 1.8e19 in float32) can overflow it too, so a
-    # non-finite sum only sends the array to the exact check.
-    if arr.dtype in _BLAS_FLOATS and arr.flags.c_contiguous:
-        flat = arr.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = float(np.dot(flat, flat))
-        if math.isfinite(total):
-            return True
-    return bool(np.isfinite(arr).all())
+    # max and min propagate NaN, and an inf is the max or the min: two quick
+    # reductions with no temporary array (isfinite's boolean copy costs more on a
+    # cold batch), and no BLAS call, which from the event loop's thread would
+    # queue behind a step's matmuls in OpenBLAS's shared thread pool.
+    return arr.size == 0 or (math.isfinite(arr.max()) and math.isfinite(arr.min()))
 
 
 def check_arrays(

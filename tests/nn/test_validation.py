@@ -50,8 +50,8 @@ def test_dicts_and_strings_name_the_role(role: str, bad: Any, received: str) -> 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
 @pytest.mark.parametrize("huge", [False, True])
 def test_the_finiteness_check_is_exact(dtype: Any, bad: float | None, huge: bool) -> None:
-    # Huge finite values overflow the quick sum-of-squares screen: never a false alarm,
-    # and a non-finite value among them is still found, at its index.
+    # Huge finite values are no false alarm, a non-finite value among them is found at
+    # its index, and so is one in an array that is not contiguous.
     x = np.full((4, 5), np.finfo(dtype).max / 2 if huge else 0.5, dtype=dtype)
     if bad is None:
         assert check_arrays(x)[0] is x
