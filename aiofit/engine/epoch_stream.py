@@ -76,20 +76,20 @@ class StreamEpoch:
                 item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, _Failure):
-            self._receive.close()
-            raise item.error
-        self._credits.release()
-        self._iterator.note_consumed()
-        return item
+        return self._taken(item)
 
-    def next_nowait(self) -> Batch:
-        """The next batch if one is buffered: raises ``anyio.WouldBlock`` if none is,
+    def next_nowait(self) -> Batch | None:
+        """The next batch if one is buffered, None if none is yet; raises
         ``StopAsyncIteration`` at the end, or the source's error in its place."""
         try:
             item = self._receive.receive_nowait()
+        except anyio.WouldBlock:
+            return None
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
+        return self._taken(item)
+
+    def _taken(self, item: Any) -> Batch:
         if isinstance(item, _Failure):
             self._receive.close()
             raise item.error

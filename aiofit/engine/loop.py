@@ -299,7 +299,7 @@ class _Queue:
         self.submitted = start
         # A stream's next batch only if already buffered: never wait for one with a
         # finished step's results held back (None: in memory, never waits).
-        self.buffered: Callable[[], Batch] | None = getattr(batches, "next_nowait", None)
+        self.buffered: Callable[[], Batch | None] | None = getattr(batches, "next_nowait", None)
         self.depth = _depth(batch) if self.buffered is None else 2
         self.deferred: Exception | None = None  # raised once the batches before it are done
         self.unsuspended = 0  # results handed out since this task last let others run
@@ -345,15 +345,15 @@ class _Queue:
         """Fetch the next batch (None at the end); False if a stream has none buffered
         while steps are pending."""
         try:
-            if self.buffered is not None and self.pending:
-                try:
-                    self.batch = self.buffered()
-                except anyio.WouldBlock:
-                    return False
-                except StopAsyncIteration:
-                    self.batch = None
-            else:
+            if self.buffered is None or not self.pending:
                 self.batch = await first_batch(self.batches)
+                return True
+            batch = self.buffered()
+            if batch is None:
+                return False  # nothing buffered yet: wait on the steps instead
+            self.batch = batch
+        except StopAsyncIteration:
+            self.batch = None
         except Exception as exc:  # raised once the batches before it are done
             self.batch, self.deferred = None, exc
         return True

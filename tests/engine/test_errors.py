@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 
@@ -56,6 +57,29 @@ async def test_source_error_surfaces_at_its_batch(kind: str, recorder: Recorder)
     assert ends == [0, 1, 2]
     assert "on_train_batch_begin" not in [c[0] for c in recorder.calls[-2:]]
     assert recorder.names()[-1] == "on_train_end"
+    assert engine_threads() == []
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("error", [SourceBroke, anyio.WouldBlock])
+async def test_source_error_with_steps_queued_ahead(kind: str, error: type[Exception]) -> None:
+    # No callback between batches: the stream's next buffered batch is queued behind
+    # the running step. The error still comes at its batch, as itself, even one of
+    # the type the engine uses internally to mean "nothing buffered yet".
+    def gen() -> Iterator[Any]:
+        yield from batches[:3]
+        raise error("source failed at 3")
+
+    async def agen() -> AsyncIterator[Any]:
+        for batch in gen():
+            yield batch
+
+    x, y = make_data(12)
+    batches = batches_of(x, y, 2)
+    model = LinearModel()
+    with pytest.raises(error, match="failed at 3"):
+        await fit(model, agen() if kind == "async" else gen(), verbose=0)
+    assert len(model.trained()) == 3
     assert engine_threads() == []
 
 
