@@ -37,6 +37,7 @@ import anyio
 import numpy as np
 from anyio.abc import TaskGroup
 
+from .._exception_groups import original_errors
 from .._exceptions import DataError
 from ..nn.validation import check_arrays, class_weight_to_sample_weight, split_batch
 from .epoch_stream import DirectEpoch, EpochCursor, StreamEpoch
@@ -184,7 +185,8 @@ class EpochIterator:
             tg.cancel_scope.cancel()
             # No exception passed in: the caller's own exception must propagate as
             # itself, not wrapped by the task group into an ExceptionGroup.
-            await _unwrapped(tg.__aexit__(None, None, None))
+            with original_errors():
+                await tg.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._end_pass()
@@ -337,15 +339,6 @@ class EpochIterator:
     def _abandon_current(self) -> anyio.Event | None:
         current, self._current = self._current, None
         return None if current is None else current.abandon()
-
-
-async def _unwrapped(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
 
 
 def _ran_out_warning(steps_per_epoch: int) -> None:

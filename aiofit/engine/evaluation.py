@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from .._exception_groups import original_errors
 from ..callbacks import Callback, CallbackList
 from .epoch_iterator import EpochIterator
 from .logs import WeightedMeans, check_positive_int, check_trainable, resolve_verbose
-from .loop import Phase, drive_epoch, open_pipeline, original_errors
+from .loop import Phase, drive_epoch, open_pipeline
 from .worker_thread import WorkerThread
 
 __all__ = ["evaluate", "predict", "run_test_epoch"]

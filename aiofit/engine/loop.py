@@ -28,8 +28,8 @@ position, and an error of a step is raised at that step.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,6 @@ __all__ = [
     "drive_epoch",
     "first_batch",
     "open_pipeline",
-    "original_errors",
-    "unwrapped",
 ]
 
 Batch = tuple[Any, Any, Any]
@@ -404,22 +402,3 @@ def _outcome(job: Job, phase: Phase, index: int) -> Any:
     except DataError as exc:
         # The model checked the batch; say which batch of the stream it was.
         raise DataError(f"{phase.where(index)}: {exc}") from exc
-
-
-def unwrapped(exc: BaseException) -> BaseException:
-    """The single exception inside (nested) one-exception groups; ``exc`` otherwise."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-@contextmanager
-def original_errors() -> Iterator[None]:
-    """Let a lone error out of a task group reach the caller as itself, not as a group."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaf = unwrapped(group)
-        if leaf is group:
-            raise
-        raise leaf from leaf.__cause__

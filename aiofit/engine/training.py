@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import numpy as np
 
+from .._exception_groups import original_errors
 from ..callbacks import Callback, CallbackList, History
 from .epoch_iterator import EpochIterator
 from .evaluation import run_test_epoch
@@ -29,7 +30,7 @@ from .logs import (
     resolve_verbose,
     should_validate,
 )
-from .loop import Phase, aclose, drive, first_batch, open_pipeline, original_errors
+from .loop import Phase, aclose, drive, first_batch, open_pipeline
 from .resume import FitProgress, ResumePoint
 from .strategy import FitInputs, Strategy
 from .worker_thread import WorkerThread

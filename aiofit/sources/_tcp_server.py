@@ -16,6 +16,7 @@ import anyio
 import numpy as np
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup
 
+from .._exception_groups import original_errors
 from .wire import DEFAULT_MAX_FRAME_BYTES, encode_batch, encode_end
 
 __all__ = ["BatchServer", "ServerStatistics", "serve_batches"]
@@ -139,7 +140,8 @@ class BatchServer:
         try:
             if tg is not None:
                 tg.cancel_scope.cancel()
-                await _unwrapped(tg.__aexit__(None, None, None))
+                with original_errors():
+                    await tg.__aexit__(None, None, None)
         finally:
             await self._close_rest()
 
@@ -266,12 +268,3 @@ def serve_batches(
     one_shot = hasattr(source, "__anext__") or hasattr(source, "__next__")
     options = {"host": host, "port": port, "epochs": epochs, "max_frame_bytes": max_frame_bytes}
     return BatchServer(make_data, one_shot, options)
-
-
-async def _unwrapped(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
