@@ -90,3 +90,34 @@ def test_table_escapes_pipes() -> None:
 
     table = format_table([make_row("b", "a|b", "1x")])
     assert table.splitlines()[-1] == "| b | a\\|b | 1x | - | - |"
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_handwritten_reference_step_computes_aiofits_step(opt: str) -> None:
+    """The nn_step bench's hand-written reference trains the same model the same way."""
+    import numpy as np
+
+    import aiofit
+    from aiofit import layers, optimizers
+    from bench._handwritten_mlp import handwritten_step
+
+    model = aiofit.Sequential(
+        [layers.Input(shape=(20,)), layers.Dense(16, activation="relu"),
+         layers.Dense(8, activation="relu"), layers.Dense(5, activation="softmax")],
+        seed=3,
+    )  # fmt: skip
+    optimizer = optimizers.SGD(0.01, momentum=0.9) if opt == "sgd" else optimizers.Adam()
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(12, 20)).astype(np.float32)
+    y = rng.integers(0, 5, 12)
+    model.build((None, 20))
+    initial = model.get_weights()
+    step, weights = handwritten_step(initial, x, y, opt)
+    for _ in range(3):
+        expected_loss = model.train_on_batch(x, y)["loss"]
+        assert step() == pytest.approx(expected_loss, rel=1e-5)
+    for ours, reference in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_allclose(reference, ours, rtol=1e-4, atol=1e-6)
+    for before, after in zip(initial, weights, strict=True):  # it did train every weight
+        assert np.abs(after - before).max() > 1e-4
