@@ -9,8 +9,12 @@ runs in its own process, as a data producer would, on ``aiofit.run``'s loop as
 with training for the CPU); a second row shows the server in the
 trainer's own process and event loop, for contrast, and a third the same
 batches from an async generator with no network at all: the engine's own
-streaming path, so the rest of the gap is the network's. The raw stream alone
-(frames read and decoded, no training) is reported in MB/s.
+streaming path, so the rest of the gap is the network's. A fourth row is a
+reference without aiofit's engine or any event loop: a plain thread reading
+frames from a blocking socket into a bounded queue, and a loop calling
+``train_on_batch``, against the same loop over the in-memory batches: what the
+network costs any consumer on this machine. The raw stream alone (frames read
+and decoded, no training) is reported in MB/s.
 
 Run: ``python -m bench.tcp_stream [--quick]`` (a few seconds), or ``python -m bench``.
 """
@@ -18,8 +22,11 @@ Run: ``python -m bench.tcp_stream [--quick]`` (a few seconds), or ``python -m be
 from __future__ import annotations
 
 import contextlib
+import queue
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +35,7 @@ import numpy as np
 
 from aiofit.engine import fit
 from aiofit.sources import from_tcp, serve_batches
+from aiofit.sources.wire import FrameDecoder
 from bench._models import default_backend, mlp, run_on
 from bench._report import make_row, median_spread, pick
 
@@ -118,6 +126,52 @@ def fit_from_generator(model: Any, x: np.ndarray, y: np.ndarray, backend: str) -
     return run_on(backend, main)
 
 
+def _socket_batches(port: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """The batches of the server on ``port``, read with a blocking socket."""
+    decoder = FrameDecoder()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        while True:
+            while (frame := decoder.next_frame()) is None:
+                received = sock.recv_into(decoder.get_buffer())
+                if not received:
+                    raise ConnectionError("the server closed the stream before its END frame")
+                decoder.advance(received)
+            if frame.end:
+                return
+            yield frame.arrays
+
+
+def plain_loops(model: Any, x: np.ndarray, y: np.ndarray, port: int) -> float:
+    """No engine, no event loop: in-memory loop time / socket-fed loop time."""
+    start = time.perf_counter()
+    for at in range(0, len(x), BATCH):
+        model.train_on_batch(x[at : at + BATCH], y[at : at + BATCH])
+    from_memory = time.perf_counter() - start
+
+    buffer: queue.Queue[tuple[np.ndarray, ...] | None] = queue.Queue(maxsize=10)
+
+    def read() -> None:
+        try:
+            for batch in _socket_batches(port):
+                buffer.put(batch)
+        finally:
+            buffer.put(None)
+
+    reader = threading.Thread(target=read)
+    start = time.perf_counter()
+    reader.start()
+    try:
+        while (batch := buffer.get()) is not None:
+            model.train_on_batch(*batch)
+        from_socket = time.perf_counter() - start
+    finally:
+        while reader.is_alive():  # after an error, let the reader run to its end
+            with contextlib.suppress(queue.Empty):
+                buffer.get(timeout=0.1)
+        reader.join()
+    return from_memory / from_socket
+
+
 def raw_stream(x: np.ndarray, y: np.ndarray, backend: str) -> tuple[float, int]:
     """Seconds to read (and decode) the whole stream with no training, and its bytes."""
 
@@ -140,6 +194,7 @@ def measure(level: str, backend: str) -> dict[str, Any]:
     fit_from_memory(in_memory, x[:BATCH], y[:BATCH], backend)  # warm up both paths
     fit_from_tcp(over_tcp, x[:BATCH], y[:BATCH], backend)
     ratios, same_process, generator, mem_times, tcp_times, rates = [], [], [], [], [], []
+    plain: list[float] = []
     with server_process(batches) as port:
         for r in range(rounds):
             # Alternate who goes first: the shared machine's speed drifts.
@@ -156,9 +211,11 @@ def measure(level: str, backend: str) -> dict[str, Any]:
                                 / fit_from_tcp(over_tcp, x, y, backend))  # fmt: skip
             generator.append(fit_from_memory(in_memory, x, y, backend)
                              / fit_from_generator(over_tcp, x, y, backend))  # fmt: skip
+            plain.append(plain_loops(in_memory, x, y, port))
             seconds, nbytes = raw_stream(x, y, backend)
             rates.append(nbytes / seconds / 2**20)
     return {"ratios": ratios, "same_process": same_process, "generator": generator,
+            "plain": plain,
             "mem": mem_times,
             "tcp": tcp_times, "rates": rates, "batches": batches, "rounds": rounds,
             "backend": backend}  # fmt: skip
@@ -169,6 +226,7 @@ def rows(m: dict[str, Any]) -> list[dict[str, Any]]:
     rate, rate_spread = median_spread(m["rates"])
     same, same_spread = median_spread(m["same_process"])
     gen, gen_spread = median_spread(m["generator"])
+    plain, plain_spread = median_spread(m["plain"])
     mem = float(np.median(m["mem"])) / m["batches"] * 1e3
     tcp = float(np.median(m["tcp"])) / m["batches"] * 1e3
     case = f"fit from TCP vs memory, {BATCH}x{FEATURES} f32, MLP 784-256-10 ({m['backend']})"
@@ -189,6 +247,12 @@ def rows(m: dict[str, Any]) -> list[dict[str, Any]]:
             "tcp_stream", f"the same batches from an async generator, no network ({m['backend']})",
             f"{gen:.2f}x (±{gen_spread * 100:.0f}%)", median=gen, spread=gen_spread,
             unit="memory time / generator time",
+        ),
+        make_row(
+            "tcp_stream", "reference, no engine or event loop: train_on_batch fed by a "
+            "blocking-socket reader thread, vs the same loop from memory",
+            f"{plain:.2f}x (±{plain_spread * 100:.0f}%)", median=plain, spread=plain_spread,
+            unit="memory time / socket time",
         ),
         make_row(
             "tcp_stream", f"raw stream over loopback, no training ({m['backend']})",
