@@ -19,6 +19,7 @@ from . import compile as compile_module
 from ._batch import PreparedBatch, Shape, check_inputs, prepare_batch
 from ._weights import assign_weights, copy_weights, pack
 from .layers.base import Layer
+from .layers.dense import Dense
 from .trainer import Trainer
 
 __all__ = ["Model"]
@@ -232,9 +233,14 @@ class Model(Trainer):
         compiled = self._require_loss("compute_gradients")
         X, Y, SW = self._validate(x, y, sample_weight, class_weight, _where or "compute_gradients")
         y_pred = self._forward(X, True)
-        value, dY = compiled.loss.value_and_grad(Y, y_pred, SW)
+        # Under a softmax, a cross-entropy gives d loss / d logits directly (Keras's
+        # TensorFlow backend does the same): a few passes instead of a dozen.
+        last = self._layers[-1]
+        by_logits = isinstance(last, Dense) and last.ends_in_softmax and \
+            compiled.loss.value_and_logits_grad(Y, y_pred, SW)
+        value, grad = by_logits or compiled.loss.value_and_grad(Y, y_pred, SW)
         logs = self._logs(compiled, value, Y, y_pred, SW)
-        self._backward(dY)
+        self._backward(grad, from_logits=bool(by_logits))
         return logs, self._flat_grads
 
     def apply_gradients(self, grads: np.ndarray) -> None:
@@ -297,13 +303,22 @@ class Model(Trainer):
             X = layer.forward(X, training)
         return X
 
-    def _backward(self, dY: np.ndarray) -> None:
+    def _backward(self, grad: np.ndarray, *, from_logits: bool = False) -> None:
+        """Fill the gradients from ``grad``: d loss / d output, or with ``from_logits``
+        d loss / d the last layer's pre-activation (that layer is a softmax Dense)."""
         layers, first = self._layers, self._first_trainable
         if first < 0:
             return
-        for k in range(len(layers) - 1, first, -1):
-            dY = layers[k].backward(dY, True)  # type: ignore[assignment]
-        layers[first].backward(dY, need_dx=False)
+        dY: Any
+        k, dY = len(layers) - 1, grad
+        if from_logits:
+            last = layers[k]
+            assert isinstance(last, Dense)
+            dY = last.backward_from_z(grad, need_dx=k > first)
+            k -= 1
+        while k >= first:
+            dY = layers[k].backward(dY, need_dx=k > first)
+            k -= 1
         for layer in layers:
             layer.add_regularization_grads()
 

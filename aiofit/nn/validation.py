@@ -59,11 +59,11 @@ def _as_numeric(a: Any, role: str, where: str) -> np.ndarray:
             f"{where}: {role} cannot be made into one numeric array (are its rows of "
             f"different lengths?); received {_describe(a)}: {exc}"
         ) from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    # dtype.kind, not np.issubdtype: the same test at a fraction of the cost, paid
+    # on every batch (b: bool, i/u: integers, f: floats, c: complex)
+    if arr.dtype.kind not in "biufc":
         raise DataError(f"{where}: {role} must be numeric; received dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
+    if arr.dtype.kind == "c":
         raise DataError(f"{where}: {role} must be real; received dtype {arr.dtype}")
     if arr.ndim == 0:
         raise DataError(f"{where}: {role} must have a batch dimension; received a scalar")
@@ -71,7 +71,7 @@ def _as_numeric(a: Any, role: str, where: str) -> np.ndarray:
 
 
 def _check_finite(arr: np.ndarray, role: str, where: str) -> None:
-    if np.issubdtype(arr.dtype, np.floating) and not _all_finite(arr):
+    if arr.dtype.kind == "f" and not _all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         value = arr[tuple(bad)]
         raise DataError(
@@ -220,7 +220,7 @@ def _check_sparse(y: np.ndarray, output_shape: tuple[int, ...], where: str) -> n
             f"{where}: sparse labels must have shape {expected} (one class index per "
             f"sample) for a model output of {output_shape}. Received: y with shape {y.shape}"
         )
-    if np.issubdtype(y.dtype, np.floating):
+    if y.dtype.kind == "f":
         _check_finite(y, "y", where)
         fractional = y != np.rint(y)
         if fractional.any():
@@ -230,9 +230,8 @@ def _check_sparse(y: np.ndarray, output_shape: tuple[int, ...], where: str) -> n
                 f"{_fmt(bad)}"
             )
     units = output_shape[-1] if output_shape else 1
-    outside = (y < 0) | (y >= units)
-    if outside.any():
-        bad = _first_index(outside)
+    if y.size and (y.min() < 0 or y.max() >= units):  # two reductions, no temporaries
+        bad = _first_index((y < 0) | (y >= units))
         raise DataError(
             f"{where}: label {y[bad]} at index {_fmt(bad)} is outside the model's output "
             f"range [0, {units}). Received: y[{_fmt(bad)}] = {y[bad]}"

@@ -4,7 +4,9 @@ Speed notes (the train step of an MLP is three of these): every intermediate liv
 in a buffer allocated once per batch size; matmuls write with ``out=``;
 activations whose backward needs only their output run in place on ``Z``, and
 backward writes ``dZ`` over ``dY`` when the model says it may (``scratch_dy``); the
-first layer skips its ``dX`` matmul when the model passes ``need_dx=False``.
+first layer skips its ``dX`` matmul when the model passes ``need_dx=False``; and
+under a softmax, the model may start the backward pass from ``dZ`` itself
+(:meth:`Dense.backward_from_z`), which a cross-entropy loss computes directly.
 """
 
 from __future__ import annotations
@@ -127,6 +129,19 @@ class Dense(Layer):
             # Writing dZ over a dead dY spares a cold buffer (~1.5% of an MLP step).
             reuse = self.scratch_dy and self.activation.backward_in_place
             dZ = self.activation.backward(self._Z, self._A, dY, out=dY if reuse else self._dZ)
+        return self.backward_from_z(dZ, need_dx)
+
+    @property
+    def ends_in_softmax(self) -> bool:
+        """True when the output is ``softmax(Z)`` over the last axis, ``Z = X @ kernel + bias``."""
+        return type(self.activation) is activations.Softmax
+
+    def backward_from_z(self, dZ: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """:meth:`backward` from the gradient with respect to ``Z`` rather than the output.
+
+        For a loss that differentiates through the activation itself, as
+        cross-entropy does through a softmax (the model hands such a ``dZ`` over).
+        """
         np.matmul(self._X.T, dZ, out=self.grads[0])
         if self.use_bias:
             np.matmul(self._ones, dZ, out=self.grads[1])

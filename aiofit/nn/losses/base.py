@@ -63,13 +63,28 @@ class Loss:
         yp = as_float(y_pred)
         values, grad = self._terms(y_true, yp, need_grad=True)
         assert grad is not None
-        n = len(values)
-        w = _weights(sample_weight, n, yp.dtype)
-        if w is None:
-            grad *= 1.0 / n  # a Python float multiplies in grad's dtype (NEP 50)
-        else:
-            grad *= (w / yp.dtype.type(n)).reshape((n,) + (1,) * (grad.ndim - 1))
-        return _reduce(values, w), grad
+        return _reduce_with_grad(values, grad, sample_weight, yp.dtype)
+
+    def value_and_logits_grad(
+        self, y_true: Any, probs: np.ndarray, sample_weight: Any = None
+    ) -> tuple[float, np.ndarray] | None:
+        """For ``probs`` computed as ``softmax(z)`` over the last axis of a 2-D ``z``:
+        the reduced loss and its gradient with respect to ``z``, or None.
+
+        The same loss and (up to rounding) the same gradient as :meth:`value_and_grad`
+        followed by the softmax's backward pass, in a few passes instead of a dozen.
+        None means this loss has no such shortcut: use :meth:`value_and_grad`.
+        """
+        terms = self._softmax_terms(y_true, probs)
+        if terms is None:
+            return None
+        return _reduce_with_grad(*terms, sample_weight, probs.dtype)
+
+    def _softmax_terms(
+        self, y_true: Any, probs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-sample losses and ``d per_sample[n] / d z`` for ``probs = softmax(z)``."""
+        return None
 
     def _terms(
         self, y_true: Any, y_pred: np.ndarray, need_grad: bool
@@ -92,7 +107,7 @@ class Loss:
 
 def as_float(y_pred: Any) -> np.ndarray:
     yp = np.asarray(y_pred)
-    if not np.issubdtype(yp.dtype, np.floating):
+    if yp.dtype.kind != "f":
         yp = yp.astype(np.float32)
     if yp.ndim == 0:
         raise DataError(f"y_pred must have a batch dimension; received a scalar: {yp}")
@@ -143,6 +158,19 @@ def _weights(sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray | None:
             f"sample_weight must have shape ({n},) to match the batch; received shape {w.shape}"
         )
     return w
+
+
+def _reduce_with_grad(
+    values: np.ndarray, grad: np.ndarray, sample_weight: Any, dtype: np.dtype
+) -> tuple[float, np.ndarray]:
+    """The reduced loss, and ``grad`` (per-sample gradients) scaled in place to match."""
+    n = len(values)
+    w = _weights(sample_weight, n, dtype)
+    if w is None:
+        grad *= 1.0 / n  # a Python float multiplies in grad's dtype (NEP 50)
+    else:
+        grad *= (w / dtype.type(n)).reshape((n,) + (1,) * (grad.ndim - 1))
+    return _reduce(values, w), grad
 
 
 def _reduce(values: np.ndarray, w: np.ndarray | None) -> float:

@@ -148,6 +148,22 @@ class SparseCategoricalCrossentropy(Loss):
             rows, d_rows = _sparse_ce_probs(labels, y_pred, need_grad)
         return mean_per_sample(rows, d_rows)
 
+    def _softmax_terms(
+        self, y_true: Any, probs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.from_logits or probs.ndim != 2:
+            return None
+        labels = sparse_labels(y_true, probs)
+        at = np.arange(len(probs))
+        q = probs[at, labels] / probs.sum(axis=-1)  # the loss as _sparse_ce_probs has it
+        c = np.clip(q, EPSILON, 1.0 - EPSILON)
+        grad = probs.copy()  # d loss / d logits of a softmax: probs - onehot(label)
+        grad[at, labels] -= 1
+        clipped = c != q
+        if clipped.any():
+            grad[clipped] = 0  # Keras's clip passes no gradient: such a sample does not move
+        return -np.log(c), grad
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits}
 
@@ -244,8 +260,8 @@ def sparse_labels(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
                 f"sparse labels must have shape {want} or {want + (1,)} to match y_pred "
                 f"of shape {y_pred.shape}; received shape {yt.shape}"
             )
-    if not np.issubdtype(yt.dtype, np.integer):
-        if not np.issubdtype(yt.dtype, np.floating):
+    if yt.dtype.kind not in "iu":
+        if yt.dtype.kind != "f":
             raise DataError(
                 f"sparse labels must be integer class indices; received dtype {yt.dtype}"
             )

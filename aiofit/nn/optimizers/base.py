@@ -278,7 +278,7 @@ def _check_buffer(what: str, arr: Any) -> None:
     if not isinstance(arr, np.ndarray) or arr.ndim != 1:
         shape = getattr(arr, "shape", None)
         raise ValueError(f"`{what}` must be a flat 1-D numpy array; received shape {shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype.kind != "f":
         raise ValueError(f"`{what}` must be floating point; received dtype {arr.dtype}")
 
 
