@@ -1,10 +1,10 @@
 """Cross-entropy under a softmax: the gradient with respect to the logits, directly.
 
-A model whose last layer is a softmax Dense and whose loss is sparse categorical
-cross-entropy on probabilities starts its backward pass from d loss / d logits
-(``probs - onehot``, zero for a sample whose probability Keras clips) instead of
-going through the loss's and the softmax's gradients. Checked against finite
-differences, against the general path, and at the clipping bounds.
+A model whose last layer is a softmax Dense and whose loss is a categorical
+cross-entropy on probabilities (sparse or not) starts its backward pass from
+d loss / d logits (``probs * sum(t) - t``, with the entries Keras clips left
+out) instead of going through the loss's and the softmax's gradients. Checked
+against finite differences, against the general path, and at the clipping bounds.
 """
 
 from __future__ import annotations
@@ -48,12 +48,25 @@ def _general_path(model: Sequential, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(model.loss, "value_and_logits_grad", lambda *a, **k: None)
 
 
-def test_logits_gradient_of_the_loss_matches_finite_differences() -> None:
-    rng = np.random.default_rng(0)
-    z = rng.normal(size=(5, 4)) * 3
-    labels = np.array([0, 3, 1, 1, 2])
+_LABELS = np.array([0, 3, 1, 1, 2])
+_SOFT = np.random.default_rng(5).dirichlet(np.ones(4), size=5)
+
+
+@pytest.mark.parametrize(
+    ("loss", "labels"),
+    [
+        (losses.SparseCategoricalCrossentropy(), _LABELS),
+        (losses.CategoricalCrossentropy(), np.eye(4)[_LABELS]),
+        (losses.CategoricalCrossentropy(label_smoothing=0.2), np.eye(4)[_LABELS]),
+        (losses.CategoricalCrossentropy(), _SOFT),
+    ],
+    ids=["sparse", "one-hot", "smoothed", "soft"],
+)
+def test_logits_gradient_of_the_loss_matches_finite_differences(
+    loss: losses.Loss, labels: np.ndarray
+) -> None:
+    z = np.random.default_rng(0).normal(size=(5, 4)) * 3
     sw = np.array([1.0, 0.5, 2.0, 0.0, 1.5])
-    loss = losses.SparseCategoricalCrossentropy()
     result = loss.value_and_logits_grad(labels, _softmax(z), sw)
     assert result is not None
     value, grad = result
@@ -92,14 +105,22 @@ def test_a_softmax_model_takes_the_shortcut_and_matches_finite_differences(
 
 
 @pytest.mark.parametrize("hidden", [True, False])
+@pytest.mark.parametrize(
+    "loss",
+    ["sparse_categorical_crossentropy", "categorical_crossentropy",
+     losses.CategoricalCrossentropy(label_smoothing=0.1)],
+    ids=["sparse", "categorical", "smoothed"],
+)  # fmt: skip
 def test_the_shortcut_equals_the_general_path(
-    hidden: bool, monkeypatch: pytest.MonkeyPatch
+    hidden: bool, loss: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, y, sw = _data(9)
-    fast = _gradients(_model(hidden=hidden), x, y, sample_weight=sw, class_weight={1: 3.0})
-    model = _model(hidden=hidden)
+    x, labels, sw = _data(9)
+    y = labels if loss == "sparse_categorical_crossentropy" else np.eye(3)[labels]
+    kw = {"sample_weight": sw, "class_weight": {1: 3.0}}
+    fast = _gradients(_model(loss, hidden=hidden), x, y, **kw)
+    model = _model(loss, hidden=hidden)
     _general_path(model, monkeypatch)
-    general = _gradients(model, x, y, sample_weight=sw, class_weight={1: 3.0})
+    general = _gradients(model, x, y, **kw)
     assert fast[0] == general[0]
     np.testing.assert_allclose(fast[1], general[1], rtol=1e-10, atol=1e-15)
     assert np.abs(fast[1]).max() > 1e-3  # the batch does move the weights
@@ -111,28 +132,40 @@ def test_samples_keras_clips_pass_no_gradient_on_either_path(
     # One softmax layer; the kernel makes class 0's logit 60 above the others for
     # the first two samples: p = 1 - 2e-26 (clipped to 1 - 1e-7 when the label is
     # 0) and 9e-27 for the other classes (clipped to 1e-7 when the label is 2).
-    x = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0]])
+    x = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
     y = np.array([0, 2, 1, 0])
     kernel = np.zeros((4, 3))
     kernel[0, 0] = 60.0
-    kernel[1:, :] = np.random.default_rng(2).normal(size=(3, 3))
-    results = []
-    for shortcut in (True, False):
-        model = _model(hidden=False)
-        model.set_weights([kernel, np.zeros(3)])
-        if not shortcut:
-            _general_path(model, monkeypatch)
-        results.append(_gradients(model, x, y))
-        only_clipped = _gradients(model, x[:2], y[:2])
-        np.testing.assert_array_equal(only_clipped[1], 0.0)  # Keras's clip stops the gradient
-    assert results[0][0] == results[1][0]
-    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-15)
+    kernel[1:3, :] = np.random.default_rng(2).normal(size=(2, 3))
+    kernel[3] = [20.0, 20.0, 0.0]  # the last sample: p = [0.5, 0.5, 1e-9]
+    # Soft targets: the last sample's clipped entry carries a quarter of its target,
+    # the other three samples are one-hot.
+    soft = np.eye(3)[y]
+    soft[3] = [0.5, 0.25, 0.25]
+    for loss, targets in (("sparse_categorical_crossentropy", y),
+                          ("categorical_crossentropy", np.eye(3)[y]),
+                          ("categorical_crossentropy", soft)):  # fmt: skip
+        results = []
+        for shortcut in (True, False):
+            model = _model(loss, hidden=False)
+            model.set_weights([kernel, np.zeros(3)])
+            if not shortcut:
+                _general_path(model, monkeypatch)
+            results.append(_gradients(model, x, targets))
+            if targets is not soft:  # one-hot: Keras's clip stops the whole sample
+                np.testing.assert_array_equal(_gradients(model, x[:2], targets[:2])[1], 0.0)
+        assert results[0][0] == results[1][0]
+        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-15)
 
 
 @pytest.mark.parametrize(
-    "loss",
-    [losses.SparseCategoricalCrossentropy(from_logits=True), losses.CategoricalCrossentropy()],
+    ("loss", "y"),
+    [
+        (losses.SparseCategoricalCrossentropy(from_logits=True), np.array([0, 1, 2, 1])),
+        (losses.CategoricalCrossentropy(from_logits=True), np.eye(3)[[0, 1, 2, 1]]),
+        (losses.MeanSquaredError(), np.eye(3)[[0, 1, 2, 1]]),
+    ],
 )
-def test_other_losses_keep_the_general_path(loss: losses.Loss) -> None:
+def test_other_losses_keep_the_general_path(loss: losses.Loss, y: np.ndarray) -> None:
     probs = _softmax(np.random.default_rng(3).normal(size=(4, 3)))
-    assert loss.value_and_logits_grad(np.array([0, 1, 2, 1]), probs) is None
+    assert loss.value_and_logits_grad(y, probs) is None

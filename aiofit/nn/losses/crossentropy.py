@@ -103,11 +103,28 @@ class CategoricalCrossentropy(Loss):
         self, y_true: Any, y_pred: np.ndarray, need_grad: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         _check_class_axis(y_pred)
+        return _crossentropy(self._targets(y_true, y_pred), y_pred, self.from_logits, need_grad)
+
+    def _targets(self, y_true: Any, y_pred: np.ndarray) -> np.ndarray:
         t = dense_targets(y_true, y_pred)
         if self.label_smoothing:
             n_classes = y_pred.shape[-1]
             t = t * (1.0 - self.label_smoothing) + self.label_smoothing / n_classes
-        return _crossentropy(t, y_pred, self.from_logits, need_grad)
+        return t
+
+    def _softmax_terms(
+        self, y_true: Any, probs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.from_logits or probs.ndim != 2:
+            return None
+        t = self._targets(y_true, probs)
+        q = probs / probs.sum(axis=-1, keepdims=True)  # the loss as _ce_probs has it
+        c = np.clip(q, EPSILON, 1.0 - EPSILON)
+        rows = -(t * np.log(c)).sum(axis=-1)
+        # Through the clip and the softmax, the gradient is q * sum(t') - t', where t'
+        # is t with the clipped entries zeroed (Keras's clip passes them no gradient).
+        kept = np.where(c == q, t, 0)
+        return rows, q * kept.sum(axis=-1, keepdims=True) - kept
 
     def get_config(self) -> dict[str, Any]:
         return {
