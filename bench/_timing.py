@@ -32,9 +32,20 @@ class Timing:
 
 
 def interleave(
-    contenders: dict[str, Callable[[], object]], *, calls: int, rounds: int, warmup: int = 3
+    contenders: dict[str, Callable[[], object]],
+    *,
+    calls: int,
+    rounds: int,
+    warmup: int = 3,
+    settle: float = 0.0,
 ) -> dict[str, Timing]:
-    """Time each contender ``calls`` times per round, alternating them round by round."""
+    """Time each contender ``calls`` times per round, alternating them round by round.
+
+    ``settle`` seconds pass, untimed, before each contender's calls: thread pools
+    spin-wait for a while after their last job (OpenBLAS's ~0.1 s, PyTorch's OpenMP
+    threads longer), and whoever runs next would pay for it on the same cores
+    (measured: the matmul floor ran 9.5% slower right after PyTorch's step).
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
@@ -44,6 +55,7 @@ def interleave(
         if r % 2:  # alternate who goes first, so drift hits both alike
             order.reverse()
         for name, fn in order:
+            time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(calls):
                 fn()

@@ -133,8 +133,11 @@ def run(level: str = "full") -> list[dict[str, Any]]:
             contenders["matmul_floor"] = _matmul_floor(batch, rng)
             contenders["handwritten"] = _handwritten(batch, opt, rng)
         calls = pick(level, 2, max(3, 2048 // batch), max(5, 8192 // batch))
+        # PyTorch's OpenMP threads spin for tens of ms after its step: let every
+        # contender start on quiet cores (see interleave's settle).
         t = interleave(contenders, calls=calls, rounds=pick(level, 2, 5, 11),
-                       warmup=pick(level, 1, 3, 3))  # fmt: skip
+                       warmup=pick(level, 1, 3, 3),
+                       settle=0.2 if torch is not None and level != "smoke" else 0.0)  # fmt: skip
         rows.extend(_rows(opt, batch, t))
     return rows
 

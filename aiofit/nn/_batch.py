@@ -71,7 +71,8 @@ def prepare_batch(
     x, y, sample_weight = batch
     if y is None:
         raise DataError(f"{where}: y is required to compute the loss. Received: y=None")
-    xa, ya, sw = check_arrays(x, y, sample_weight, where=where)
+    # The batch API runs where the step runs (not on an event loop): BLAS may check x.
+    xa, ya, sw = check_arrays(x, y, sample_weight, where=where, use_blas=True)
     assert ya is not None
     if input_shape is not None:
         check_features(xa, input_shape, where=where)

@@ -70,8 +70,8 @@ def _as_numeric(a: Any, role: str, where: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, role: str, where: str) -> None:
-    if arr.dtype.kind == "f" and not _all_finite(arr):
+def _check_finite(arr: np.ndarray, role: str, where: str, use_blas: bool = False) -> None:
+    if arr.dtype.kind == "f" and not _all_finite(arr, use_blas):
         bad = np.argwhere(~np.isfinite(arr))[0]
         value = arr[tuple(bad)]
         raise DataError(
@@ -80,29 +80,46 @@ def _check_finite(arr: np.ndarray, role: str, where: str) -> None:
         )
 
 
-def _all_finite(arr: np.ndarray) -> bool:
+def _all_finite(arr: np.ndarray, use_blas: bool = False) -> bool:
+    if arr.size == 0:
+        return True
+    if use_blas and arr.dtype in _BLAS_FLOATS and arr.flags.c_contiguous:
+        # A NaN or an inf makes the sum of squares non-finite: one BLAS pass (on
+        # all cores) instead of two reductions. A non-finite sum may also be only
+        # overflowing squares, so that case falls through to the exact test.
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: no warning
+            if math.isfinite(np.dot(flat, flat)):
+                return True
     # max and min propagate NaN, and an inf is the max or the min: two quick
     # reductions with no temporary array (isfinite's boolean copy costs more on a
     # cold batch), and no BLAS call, which from the event loop's thread would
     # queue behind a step's matmuls in OpenBLAS's shared thread pool.
-    return arr.size == 0 or (math.isfinite(arr.max()) and math.isfinite(arr.min()))
+    return math.isfinite(arr.max()) and math.isfinite(arr.min())
+
+
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_arrays(
-    x: Any, y: Any = None, sample_weight: Any = None, *, where: str = "batch"
+    x: Any, y: Any = None, sample_weight: Any = None, *, where: str = "batch",
+    use_blas: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Return ``(x, y, sample_weight)`` as numeric arrays, or raise DataError.
 
     Checks what holds for any model: numeric dtypes, a non-empty batch, equal
     lengths, finite inputs and weights, non-negative weights of shape ``(n,)``.
     Targets may hold anything numeric (a loss decides); model-specific checks
-    (feature shape, label range) belong to the model.
+    (feature shape, label range) belong to the model. ``use_blas`` lets the
+    finiteness test of ``x`` run as a BLAS dot product (faster on a large batch);
+    leave it off on an event loop's thread, where a BLAS call may wait for a
+    training step's matmuls to finish.
     """
     xa = _as_numeric(x, "x", where)
     n = xa.shape[0]
     if n == 0:
         raise DataError(f"{where}: the batch is empty (x has shape {xa.shape})")
-    _check_finite(xa, "x", where)
+    _check_finite(xa, "x", where, use_blas)
     ya = None if y is None else _as_numeric(y, "y", where)
     if ya is not None and ya.shape[0] != n:
         raise DataError(

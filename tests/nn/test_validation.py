@@ -49,16 +49,27 @@ def test_dicts_and_strings_name_the_role(role: str, bad: Any, received: str) -> 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
 @pytest.mark.parametrize("huge", [False, True])
-def test_the_finiteness_check_is_exact(dtype: Any, bad: float | None, huge: bool) -> None:
-    # Huge finite values are no false alarm, a non-finite value among them is found at
-    # its index, and so is one in an array that is not contiguous.
+@pytest.mark.parametrize("use_blas", [False, True])
+def test_the_finiteness_check_is_exact(
+    dtype: Any, bad: float | None, huge: bool, use_blas: bool
+) -> None:
+    # Huge finite values are no false alarm (with BLAS, their squares overflow the
+    # dot product: the exact test then decides), a non-finite value among them is
+    # found at its index, and so is one in an array that is not contiguous.
     x = np.full((4, 5), np.finfo(dtype).max / 2 if huge else 0.5, dtype=dtype)
     if bad is None:
-        assert check_arrays(x)[0] is x
-        assert check_arrays(np.asfortranarray(x))[0].shape == (4, 5)
+        assert check_arrays(x, use_blas=use_blas)[0] is x
+        assert check_arrays(np.asfortranarray(x), use_blas=use_blas)[0].shape == (4, 5)
         return
     x[2, 3] = bad
     with pytest.raises(DataError, match=r"x contains non-finite values; first at index \(2, 3\)"):
-        check_arrays(x)
+        check_arrays(x, use_blas=use_blas)
     with pytest.raises(DataError, match=r"first at index \(2, 3\)"):
-        check_arrays(np.asfortranarray(x))  # not contiguous: the exact check alone
+        check_arrays(np.asfortranarray(x), use_blas=use_blas)  # not contiguous: exact test
+
+
+def test_the_blas_check_finds_infinities_of_both_signs_together() -> None:
+    x = np.zeros((3, 4), np.float32)
+    x[0, 1], x[2, 2] = np.inf, -np.inf  # their squares do not cancel as their sum would
+    with pytest.raises(DataError, match=r"first at index \(0, 1\)"):
+        check_arrays(x, use_blas=True)
