@@ -169,3 +169,13 @@ def test_samples_keras_clips_pass_no_gradient_on_either_path(
 def test_other_losses_keep_the_general_path(loss: losses.Loss, y: np.ndarray) -> None:
     probs = _softmax(np.random.default_rng(3).normal(size=(4, 3)))
     assert loss.value_and_logits_grad(y, probs) is None
+
+
+def test_a_subclass_that_redefines_the_loss_keeps_the_general_path() -> None:
+    class Halved(losses.SparseCategoricalCrossentropy):
+        def _terms(self, y_true: Any, y_pred: np.ndarray, need_grad: bool) -> Any:
+            values, grad = super()._terms(y_true, y_pred, need_grad)
+            return values / 2, None if grad is None else grad / 2
+
+    probs = _softmax(np.random.default_rng(4).normal(size=(4, 3)))
+    assert Halved().value_and_logits_grad(np.array([0, 1, 2, 1]), probs) is None
