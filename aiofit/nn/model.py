@@ -235,7 +235,7 @@ class Model(Trainer):
         y_pred = self._forward(X, True)
         # Under a softmax, a cross-entropy gives d loss / d logits directly (Keras's
         # TensorFlow backend does the same): a few passes instead of a dozen.
-        last = self._layers[-1]
+        last = self._layers[-1] if self._layers else None
         by_logits = isinstance(last, Dense) and last.ends_in_softmax and \
             compiled.loss.value_and_logits_grad(Y, y_pred, SW)
         value, grad = by_logits or compiled.loss.value_and_grad(Y, y_pred, SW)

@@ -133,6 +133,13 @@ def test_gradients_match_finite_differences() -> None:
             assert analytic[k][idx] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
 
+def test_a_model_without_layers_reports_its_loss_and_changes_nothing() -> None:
+    model = Sequential([layers.Input(shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.train_on_batch(np.ones((2, 3)), np.zeros((2, 3))) == {"loss": 1.0}
+    assert model.get_weights() == []
+
+
 def test_first_trainable_layer_skips_its_input_gradient() -> None:
     model = Sequential([layers.Input(shape=(4,)), layers.Flatten(),
                         layers.Dense(3, activation="relu"), layers.Dense(2)], seed=0)
