@@ -118,8 +118,7 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits or probs.ndim != 2 or not _same_terms(self, CategoricalCrossentropy):
             return None
         t = self._targets(y_true, probs)
-        q = probs / probs.sum(axis=-1, keepdims=True)  # the loss as _ce_probs has it
-        c = np.clip(q, EPSILON, 1.0 - EPSILON)
+        q, c = _clipped(probs, probs.sum(axis=-1, keepdims=True))
         rows = -(t * np.log(c)).sum(axis=-1)
         # Through the clip and the softmax, the gradient is q * sum(t') - t', where t'
         # is t with the clipped entries zeroed (Keras's clip passes them no gradient).
@@ -173,8 +172,7 @@ class SparseCategoricalCrossentropy(Loss):
             return None
         labels = sparse_labels(y_true, probs)
         at = np.arange(len(probs))
-        q = probs[at, labels] / probs.sum(axis=-1)  # the loss as _sparse_ce_probs has it
-        c = np.clip(q, EPSILON, 1.0 - EPSILON)
+        q, c = _clipped(probs[at, labels], probs.sum(axis=-1))
         grad = probs.copy()  # d loss / d logits of a softmax: probs - onehot(label)
         grad[at, labels] -= 1
         clipped = c != q
@@ -214,8 +212,7 @@ def _ce_probs(
     t: np.ndarray, p: np.ndarray, need_grad: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     s = p.sum(axis=-1, keepdims=True)
-    q = p / s
-    c = np.clip(q, EPSILON, 1.0 - EPSILON)
+    q, c = _clipped(p, s)
     rows = -(t * np.log(c)).sum(axis=-1)
     if not need_grad:
         return rows, None
@@ -248,8 +245,7 @@ def _sparse_ce_probs(
     labels: np.ndarray, p: np.ndarray, need_grad: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     s = p.sum(axis=-1, keepdims=True)
-    q = np.take_along_axis(p, labels, axis=-1) / s
-    c = np.clip(q, EPSILON, 1.0 - EPSILON)
+    q, c = _clipped(np.take_along_axis(p, labels, axis=-1), s)
     rows = -np.log(c)[..., 0]
     if not need_grad:
         return rows, None
@@ -259,6 +255,15 @@ def _sparse_ce_probs(
     np.divide(-gq, s, out=grad)  # (0 - g q) / s off the label
     np.put_along_axis(grad, labels, (g - gq) / s, axis=-1)
     return rows, grad
+
+
+def _clipped(p: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``q = p / total`` and ``c``: ``q`` clipped to ``[EPSILON, 1 - EPSILON]``, as Keras
+    clips probabilities. The loss reads ``log(c)``; where ``c != q`` no gradient passes.
+    Every probability form (general and softmax shortcut) goes through here, so they
+    compute the same loss to the bit."""
+    q = p / total
+    return q, np.clip(q, EPSILON, 1.0 - EPSILON)
 
 
 def _same_terms(loss: Loss, cls: type[Loss]) -> bool:
