@@ -47,7 +47,7 @@ def _adam(
     beta_2: float = 0.999,
     eps: float = 1e-7,
 ) -> Callable[[], None]:
-    m, v, tmp = np.zeros_like(params), np.zeros_like(params), np.empty_like(params)
+    m, v = np.zeros_like(params), np.zeros_like(params)
     step = [0]
     root_c2 = math.sqrt(1 - beta_2)
 
@@ -60,9 +60,9 @@ def _adam(
         np.square(grads, out=grads)
         v.__imul__(beta_2)
         v.__iadd__(grads)
-        np.sqrt(v, out=tmp)
-        tmp.__iadd__(eps / root_c2)
-        np.divide(m, tmp, out=grads)
+        np.sqrt(v, out=grads)  # g**2 is spent: reuse its (cached) buffer
+        grads.__iadd__(eps / root_c2)
+        np.divide(m, grads, out=grads)
         grads.__imul__(alpha * (1 - beta_1) / root_c2)
         params.__isub__(grads)
 

@@ -129,9 +129,8 @@ class Optimizer:
         self._check_step_args(params, grads)
         self._clip(grads)
         lr = self._learning_rate
-        if self.weight_decay:
-            np.multiply(params, self.weight_decay * lr, out=self._scratch)
-            params -= self._scratch
+        if self.weight_decay:  # Keras: w -= w * weight_decay * lr, here in one pass
+            params *= 1.0 - self.weight_decay * lr
         self._update(params, grads, lr)
         self._iterations += 1
 
