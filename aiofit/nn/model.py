@@ -19,7 +19,6 @@ from . import compile as compile_module
 from ._batch import PreparedBatch, Shape, check_inputs, prepare_batch
 from ._weights import assign_weights, copy_weights, pack
 from .layers.base import Layer
-from .layers.dense import Dense
 from .trainer import Trainer
 
 __all__ = ["Model"]
@@ -236,7 +235,7 @@ class Model(Trainer):
         # Under a softmax, a cross-entropy gives d loss / d logits directly (Keras's
         # TensorFlow backend does the same): a few passes instead of a dozen.
         last = self._layers[-1] if self._layers else None
-        by_logits = isinstance(last, Dense) and last.ends_in_softmax and \
+        by_logits = last is not None and last.ends_in_softmax and \
             compiled.loss.value_and_logits_grad(Y, y_pred, SW)
         value, grad = by_logits or compiled.loss.value_and_grad(Y, y_pred, SW)
         logs = self._logs(compiled, value, Y, y_pred, SW)
@@ -305,16 +304,14 @@ class Model(Trainer):
 
     def _backward(self, grad: np.ndarray, *, from_logits: bool = False) -> None:
         """Fill the gradients from ``grad``: d loss / d output, or with ``from_logits``
-        d loss / d the last layer's pre-activation (that layer is a softmax Dense)."""
+        d loss / d the logits of the last layer's softmax (see ``Layer.ends_in_softmax``)."""
         layers, first = self._layers, self._first_trainable
         if first < 0:
             return
         dY: Any
         k, dY = len(layers) - 1, grad
         if from_logits:
-            last = layers[k]
-            assert isinstance(last, Dense)
-            dY = last.backward_from_z(grad, need_dx=k > first)
+            dY = layers[k].backward_from_z(grad, need_dx=k > first)
             k -= 1
         while k >= first:
             dY = layers[k].backward(dY, need_dx=k > first)

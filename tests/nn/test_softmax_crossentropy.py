@@ -1,6 +1,7 @@
 """Cross-entropy under a softmax: the gradient with respect to the logits, directly.
 
-A model whose last layer is a softmax Dense and whose loss is a categorical
+A model whose last layer ends in a softmax (a softmax Dense, or an
+Activation("softmax") layer) and whose loss is a categorical
 cross-entropy on probabilities (sparse or not) starts its backward pass from
 d loss / d logits (``probs * sum(t) - t``, with the entries Keras clips left
 out) instead of going through the loss's and the softmax's gradients. Checked
@@ -23,11 +24,16 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return Softmax().forward(z.copy())
 
 
-def _model(loss: Any = "sparse_categorical_crossentropy", hidden: bool = True) -> Sequential:
+def _model(loss: Any = "sparse_categorical_crossentropy", hidden: bool = True,
+           separate: bool = False) -> Sequential:
+    """A softmax classifier; ``separate`` puts the softmax in an Activation layer."""
     stack: list[Any] = [layers.Input(shape=(4,))]
     if hidden:
         stack.append(layers.Dense(5, activation="tanh"))
-    stack.append(layers.Dense(3, activation="softmax"))
+    if separate:
+        stack += [layers.Dense(3), layers.Activation("softmax")]
+    else:
+        stack.append(layers.Dense(3, activation="softmax"))
     model = Sequential(stack, seed=0, dtype="float64")
     model.compile(optimizer=optimizers.SGD(learning_rate=1.0), loss=loss)
     return model
@@ -104,6 +110,7 @@ def test_a_softmax_model_takes_the_shortcut_and_matches_finite_differences(
         np.testing.assert_allclose(analytic[k], numeric, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("separate", [False, True], ids=["in-dense", "activation-layer"])
 @pytest.mark.parametrize("hidden", [True, False])
 @pytest.mark.parametrize(
     "loss",
@@ -112,18 +119,41 @@ def test_a_softmax_model_takes_the_shortcut_and_matches_finite_differences(
     ids=["sparse", "categorical", "smoothed"],
 )  # fmt: skip
 def test_the_shortcut_equals_the_general_path(
-    hidden: bool, loss: Any, monkeypatch: pytest.MonkeyPatch
+    hidden: bool, loss: Any, separate: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x, labels, sw = _data(9)
     y = labels if loss == "sparse_categorical_crossentropy" else np.eye(3)[labels]
     kw = {"sample_weight": sw, "class_weight": {1: 3.0}}
-    fast = _gradients(_model(loss, hidden=hidden), x, y, **kw)
-    model = _model(loss, hidden=hidden)
+    fast = _gradients(_model(loss, hidden=hidden, separate=separate), x, y, **kw)
+    model = _model(loss, hidden=hidden, separate=separate)
     _general_path(model, monkeypatch)
     general = _gradients(model, x, y, **kw)
     assert fast[0] == general[0]
     np.testing.assert_allclose(fast[1], general[1], rtol=1e-10, atol=1e-15)
     assert np.abs(fast[1]).max() > 1e-3  # the batch does move the weights
+
+
+def test_a_separate_softmax_layer_takes_the_shortcut_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Dense(3)`` then ``Activation("softmax")`` starts from the logits' gradient
+    (the Activation's own softmax backward is never called) and computes exactly
+    what ``Dense(3, activation="softmax")`` computes, to rounding."""
+    x, y, sw = _data()
+    model = _model(separate=True)
+    softmax_layer = model.layers[-1]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the softmax's backward ran: the shortcut was not taken")
+
+    monkeypatch.setattr(softmax_layer, "backward", refuse)
+    fused = _model()
+    fused.set_weights(model.get_weights())
+    separate, together = _gradients(model, x, y, sample_weight=sw), _gradients(
+        fused, x, y, sample_weight=sw)
+    assert separate[0] == pytest.approx(together[0], rel=1e-14)
+    np.testing.assert_allclose(separate[1], together[1], rtol=1e-10, atol=1e-15)
+    assert np.abs(separate[1]).max() > 1e-3
 
 
 def test_samples_keras_clips_pass_no_gradient_on_either_path(

@@ -72,6 +72,17 @@ class Layer:
         """Fill ``self.grads`` from the last forward; return dL/dX if ``need_dx``."""
         raise NotImplementedError
 
+    @property
+    def ends_in_softmax(self) -> bool:
+        """True when the output is ``softmax(Z)`` over the last axis of some ``Z`` that
+        :meth:`backward_from_z` can start the backward pass from."""
+        return False
+
+    def backward_from_z(self, dZ: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """:meth:`backward` from d loss / d ``Z`` (layers that end in a softmax): a
+        cross-entropy gives that gradient directly, and the model hands it over."""
+        raise NotImplementedError(f"{type(self).__name__} does not end in a softmax")
+
     def regularization_loss(self) -> float:
         """Penalty added to the loss (Keras adds it to the reported ``loss``)."""
         return 0.0

@@ -90,6 +90,15 @@ class Activation(Layer):
             self._dX = np.empty_like(self._A)
         return self.activation.backward(self._X, self._A, dY, out=self._dX)
 
+    @property
+    def ends_in_softmax(self) -> bool:
+        """True for ``Activation("softmax")``: its input is the ``Z`` of a softmax."""
+        return type(self.activation) is activations.Softmax
+
+    def backward_from_z(self, dZ: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """d loss / d input is ``dZ`` itself: the softmax's Z is this layer's input."""
+        return dZ if need_dx else None
+
     def get_config(self) -> dict[str, Any]:
         return {"activation": activations.serialize(self.activation), "name": self.name}
 
