@@ -123,8 +123,8 @@ def handwritten_step(
         d = p
         d *= 1.0 / n
         for i in range(last, -1, -1):
+            np.matmul(ones, d, out=d_biases[i])  # first: d is still in cache
             np.matmul((x if i == 0 else acts[i - 1]).T, d, out=d_kernels[i])
-            np.matmul(ones, d, out=d_biases[i])
             if i:
                 d = np.matmul(d, kernels[i].T, out=d_acts[i - 1])
                 np.multiply(d, acts[i - 1] > 0, out=d)

@@ -142,9 +142,9 @@ class Dense(Layer):
         For a loss that differentiates through the activation itself, as
         cross-entropy does through a softmax (the model hands such a ``dZ`` over).
         """
-        np.matmul(self._X.T, dZ, out=self.grads[0])
-        if self.use_bias:
+        if self.use_bias:  # first, while dZ is still in this core's cache (~2% of the pair)
             np.matmul(self._ones, dZ, out=self.grads[1])
+        np.matmul(self._X.T, dZ, out=self.grads[0])
         if not need_dx:
             return None
         if self._dX is None:
