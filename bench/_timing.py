@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench._report import median_spread
+
 
 @dataclass
 class Timing:
@@ -38,6 +40,7 @@ def interleave(
     rounds: int,
     warmup: int = 3,
     settle: float = 0.0,
+    prime: int = 0,
 ) -> dict[str, Timing]:
     """Time each contender ``calls`` times per round, alternating them round by round.
 
@@ -45,6 +48,9 @@ def interleave(
     spin-wait for a while after their last job (OpenBLAS's ~0.1 s, PyTorch's OpenMP
     threads longer), and whoever runs next would pay for it on the same cores
     (measured: the matmul floor ran 9.5% slower right after PyTorch's step).
+    ``prime`` untimed calls then start each block, so that every timed call follows
+    a call of its own, as a training step follows the previous step: short blocks
+    would otherwise time the caches refilling after the other contenders.
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -56,6 +62,8 @@ def interleave(
             order.reverse()
         for name, fn in order:
             time.sleep(settle)
+            for _ in range(prime):
+                fn()
             t0 = time.perf_counter()
             for _ in range(calls):
                 fn()
@@ -63,7 +71,17 @@ def interleave(
     return timings
 
 
+def paired_ratio(a: Timing, b: Timing) -> tuple[float, float]:
+    """``a``'s time over ``b``'s, taken round by round: the median of the per-round
+    ratios and their spread (half the inter-quartile range, relative).
+
+    Both ran in the same round, seconds apart, so the machine's drift between
+    rounds cancels in each ratio; a ratio of the two medians would keep it.
+    """
+    return median_spread([x / y for x, y in zip(a.samples, b.samples, strict=True)])
+
+
 def ratio_cell(ours: Timing, peer: Timing) -> str:
-    """``peer/ours`` speed-up with the spread of both, e.g. ``1.43x (±3%)``."""
-    spread = max(ours.spread, peer.spread) * 100
-    return f"{peer.median / ours.median:.2f}x (±{spread:.0f}%)"
+    """``peer/ours`` speed-up, paired by round, e.g. ``1.43x (±3%)``."""
+    ratio, spread = paired_ratio(peer, ours)
+    return f"{ratio:.2f}x (±{spread * 100:.0f}%)"
