@@ -24,13 +24,6 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.samples)
 
-    @property
-    def spread(self) -> float:
-        """Half the inter-quartile range, relative to the median."""
-        if len(self.samples) < 4:
-            return 0.0
-        q = statistics.quantiles(self.samples, n=4)
-        return (q[2] - q[0]) / 2 / self.median
 
 
 def interleave(
@@ -81,7 +74,6 @@ def paired_ratio(a: Timing, b: Timing) -> tuple[float, float]:
     return median_spread([x / y for x, y in zip(a.samples, b.samples, strict=True)])
 
 
-def ratio_cell(ours: Timing, peer: Timing) -> str:
-    """``peer/ours`` speed-up, paired by round, e.g. ``1.43x (±3%)``."""
-    ratio, spread = paired_ratio(peer, ours)
+def ratio_cell(ratio: float, spread: float) -> str:
+    """A ratio and its relative spread as a table cell, e.g. ``1.43x (±3%)``."""
     return f"{ratio:.2f}x (±{spread * 100:.0f}%)"

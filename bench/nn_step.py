@@ -159,8 +159,8 @@ def _torch_row(opt: str, batch: int, t: dict[str, Timing]) -> dict[str, Any]:
     spread: float | None = None
     if "torch" in t:
         median, spread = paired_ratio(t["torch"], ours)
-        measured = (f"{ratio_cell(ours, t['torch'])} torch eager's speed; "
-                    f"fused: {ratio_cell(ours, t['torch_fused'])}; {ms}")  # fmt: skip
+        fused = ratio_cell(*paired_ratio(t["torch_fused"], ours))
+        measured = f"{ratio_cell(median, spread)} torch eager's speed; fused: {fused}; {ms}"
     else:
         measured = f"torch not installed; {ms}"
     # Issue targets: 1.2x PyTorch eager's speed at batch 32 and 128, parity at 512.
