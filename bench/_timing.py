@@ -25,7 +25,6 @@ class Timing:
         return statistics.median(self.samples)
 
 
-
 def interleave(
     contenders: dict[str, Callable[[], object]],
     *,
@@ -71,7 +70,12 @@ def paired_ratio(a: Timing, b: Timing) -> tuple[float, float]:
     Both ran in the same round, seconds apart, so the machine's drift between
     rounds cancels in each ratio; a ratio of the two medians would keep it.
     """
-    return median_spread([x / y for x, y in zip(a.samples, b.samples, strict=True)])
+    return median_spread(round_ratios(a, b))
+
+
+def round_ratios(a: Timing, b: Timing) -> list[float]:
+    """``a``'s time over ``b``'s in each round (see :func:`paired_ratio`)."""
+    return [x / y for x, y in zip(a.samples, b.samples, strict=True)]
 
 
 def ratio_cell(ratio: float, spread: float) -> str:

@@ -16,9 +16,10 @@ import numpy as np
 
 from bench._handwritten_mlp import handwritten_step
 from bench._report import format_table, make_row, pick
-from bench._timing import Timing, interleave, paired_ratio, ratio_cell
+from bench._timing import Timing, interleave, paired_ratio, ratio_cell, round_ratios
 
 SIZES = (784, 512, 256, 10)
+FLOOR_TARGET = 1.25  # the issue's bound: step time over its matmuls' time, batch 512
 
 
 def _aiofit_model(opt: str) -> Any:
@@ -172,23 +173,34 @@ def _torch_row(opt: str, batch: int, t: dict[str, Timing]) -> dict[str, Any]:
 
 
 def _floor_row(opt: str, batch: int, t: dict[str, Timing]) -> dict[str, Any]:
-    ours, floor = t["aiofit"], t["matmul_floor"]
+    ours, floor, by_hand = t["aiofit"], t["matmul_floor"], t["handwritten"]
     ratio, spread = paired_ratio(ours, floor)
-    by_hand, _ = paired_ratio(t["handwritten"], floor)
+    hand_ratio, _ = paired_ratio(by_hand, floor)
+    # How often a round meets the target says more than the median alone on a
+    # machine whose state moves the ratio by more than the target's margin.
+    within, hand_within = (_rounds_within(round_ratios(s, floor)) for s in (ours, by_hand))
+    rounds = len(floor.samples)
     return make_row(
         "nn step vs matmul floor",
         f"{opt}, batch {batch}",
-        f"{ratio:.2f}x the floor (±{spread * 100:.0f}%); "
-        f"the leanest hand-written numpy step: {by_hand:.2f}x",
-        target="<= 1.25x",
-        passed=ratio <= 1.25,
+        f"{ratio:.2f}x the floor (±{spread * 100:.0f}%), <= {FLOOR_TARGET}x in "
+        f"{within}/{rounds} rounds; the leanest hand-written numpy step: {hand_ratio:.2f}x, "
+        f"{hand_within}/{rounds}",
+        target=f"<= {FLOOR_TARGET}x",
+        passed=ratio <= FLOOR_TARGET,
         median=ratio,
         spread=spread,
         unit="x floor time",
-        rounds=len(floor.samples),
+        rounds=rounds,
+        rounds_within=within,
         floor_ms=floor.median * 1e3,
-        handwritten_x_floor=by_hand,
+        handwritten_x_floor=hand_ratio,
+        handwritten_rounds_within=hand_within,
     )
+
+
+def _rounds_within(ratios: list[float]) -> int:
+    return sum(r <= FLOOR_TARGET for r in ratios)
 
 
 def main() -> None:

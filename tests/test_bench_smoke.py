@@ -121,3 +121,20 @@ def test_handwritten_reference_step_computes_aiofits_step(opt: str) -> None:
         np.testing.assert_allclose(reference, ours, rtol=1e-4, atol=1e-6)
     for before, after in zip(initial, weights, strict=True):  # it did train every weight
         assert np.abs(after - before).max() > 1e-4
+
+
+def test_floor_row_counts_the_rounds_within_the_target_by_hand() -> None:
+    from bench._timing import Timing
+    from bench.nn_step import _floor_row
+
+    floor = Timing([2.0, 1.0, 4.0])
+    ours = Timing([2.4, 1.3, 5.0])  # per round: 1.20, 1.30, 1.25 -> median 1.25; 2 within
+    by_hand = Timing([2.6, 1.1, 4.4])  # 1.30, 1.10, 1.10 -> median 1.10; 2 within
+    row = _floor_row("adam", 512, {"aiofit": ours, "matmul_floor": floor, "handwritten": by_hand})
+    assert row["median"] == pytest.approx(1.25)
+    assert row["passed"] is True  # the bound is inclusive
+    details = row["details"]
+    assert (details["rounds_within"], details["handwritten_rounds_within"]) == (2, 2)
+    assert details["rounds"] == 3
+    assert details["handwritten_x_floor"] == pytest.approx(1.1)
+    assert "<= 1.25x in 2/3 rounds" in row["measured"]
