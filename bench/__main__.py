@@ -32,6 +32,7 @@ BENCHMARKS = [
     "tcp_stream",
     "service_latency",
     "mpi_allreduce",
+    "torch_parity",
 ]
 
 
