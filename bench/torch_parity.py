@@ -1,15 +1,18 @@
-"""Parity with PyTorch: Keras 3's update rules checked against an independent implementation.
+"""Parity with PyTorch: Keras 3's semantics checked against an independent implementation.
 
-Not a speed benchmark. The same small float64 network (5-7-3, tanh, softmax +
-sparse cross-entropy; PyTorch: logits + CrossEntropyLoss) starts from the same
-weights in aiofit and in PyTorch and takes 6 steps on the same batch;
-the row reports the largest weight difference. Each optimizer is configured
-where the two libraries define the same step: epsilon 0 for Adam, AdamW and
-RMSprop (Keras adds it outside the root after bias correction, PyTorch inside),
-epsilon 1e-300 for Adagrad (Keras adds it under the root, PyTorch outside). A
-BatchNormalization model checks its forward and backward passes and moving mean;
-its moving variance differs by design (Keras 3 averages the biased batch
-variance, PyTorch the unbiased one), and the row shows by how much.
+Not a speed benchmark. The same small float64 network is built in aiofit and in
+PyTorch from the same weights and takes 6 steps on the same batch; each row
+reports the largest weight difference and the last loss's difference. Three
+families: every optimizer (5-7-3, tanh, softmax + sparse cross-entropy; PyTorch:
+logits + CrossEntropyLoss), every activation (the hidden layer's, under SGD),
+and the losses (each with its output layer). Each is configured where the two
+libraries define the same thing: epsilon 0 for Adam, AdamW and RMSprop (Keras
+adds it outside the root after bias correction, PyTorch inside), epsilon 1e-300
+for Adagrad (Keras adds it under the root, PyTorch outside), leaky_relu's slope
+0.2 (Keras's default; PyTorch's is 0.01). A BatchNormalization model checks its
+forward and backward passes and moving mean; its moving variance differs by
+design (Keras 3 averages the biased batch variance, PyTorch the unbiased one),
+and the row shows by how much.
 
 Run: ``python -m bench.torch_parity`` (a few seconds), or ``python -m bench``.
 """
@@ -17,6 +20,7 @@ Run: ``python -m bench.torch_parity`` (a few seconds), or ``python -m bench``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,30 +30,21 @@ from bench._report import format_table, make_row, pick
 STEPS = 6
 TOLERANCE = 1e-12  # float64: rounding differences only
 
-# (case, aiofit optimizer, PyTorch optimizer over the given parameters)
-OPTIMIZERS: list[tuple[str, Callable[[], Any], Callable[[Any], Any]]] = [
-    ("SGD(0.1, momentum=0.9)",
-     lambda: _opt().SGD(0.1, momentum=0.9),
-     lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9)),
-    ("SGD(0.1, momentum=0.9, nesterov=True)",
-     lambda: _opt().SGD(0.1, momentum=0.9, nesterov=True),
-     lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
-    ("Adam(0.01, epsilon=0)",
-     lambda: _opt().Adam(0.01, epsilon=0.0),
-     lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0)),
-    ("Adam(0.01, epsilon=0, amsgrad=True)",
-     lambda: _opt().Adam(0.01, epsilon=0.0, amsgrad=True),
-     lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0, amsgrad=True)),
-    ("AdamW(0.01, weight_decay=0.1, epsilon=0)",
-     lambda: _opt().AdamW(0.01, weight_decay=0.1, epsilon=0.0),
-     lambda p: _torch().optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=0.0)),
-    ("RMSprop(0.01, rho=0.99, epsilon=0)",
-     lambda: _opt().RMSprop(0.01, rho=0.99, epsilon=0.0),
-     lambda p: _torch().optim.RMSprop(p, lr=0.01, alpha=0.99, eps=0.0)),
-    ("Adagrad(0.1, epsilon=1e-300)",
-     lambda: _opt().Adagrad(0.1, epsilon=1e-300),
-     lambda p: _torch().optim.Adagrad(p, lr=0.1, eps=1e-300, initial_accumulator_value=0.1)),
-]  # fmt: skip
+
+@dataclass
+class Case:
+    """One network in both libraries; ``hidden`` / ``output`` name aiofit activations."""
+
+    name: str
+    optimizer: tuple[Callable[[], Any], Callable[[Any], Any]]
+    hidden: str = "tanh"
+    output: str = "softmax"
+    loss: tuple[str, Callable[[], Any]] = (
+        "sparse_categorical_crossentropy", lambda: _nn().CrossEntropyLoss())
+    targets: str = "sparse"  # or "regression", "binary", "one_hot"
+    batch_norm: bool = False
+    skip_weights: list[int] = field(default_factory=list)  # indices reported apart
+    note: str = ""
 
 
 def _opt() -> Any:
@@ -64,54 +59,131 @@ def _torch() -> Any:
     return torch
 
 
-def _batch() -> tuple[np.ndarray, np.ndarray]:
+def _nn() -> Any:
+    return _torch().nn
+
+
+SGD = (lambda: _opt().SGD(0.1), lambda p: _torch().optim.SGD(p, lr=0.1))
+
+OPTIMIZERS = [
+    Case("SGD(0.1, momentum=0.9)",
+         (lambda: _opt().SGD(0.1, momentum=0.9),
+          lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9))),
+    Case("SGD(0.1, momentum=0.9, nesterov=True)",
+         (lambda: _opt().SGD(0.1, momentum=0.9, nesterov=True),
+          lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True))),
+    Case("Adam(0.01, epsilon=0)",
+         (lambda: _opt().Adam(0.01, epsilon=0.0),
+          lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0))),
+    Case("Adam(0.01, epsilon=0, amsgrad=True)",
+         (lambda: _opt().Adam(0.01, epsilon=0.0, amsgrad=True),
+          lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0, amsgrad=True))),
+    Case("AdamW(0.01, weight_decay=0.1, epsilon=0)",
+         (lambda: _opt().AdamW(0.01, weight_decay=0.1, epsilon=0.0),
+          lambda p: _torch().optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=0.0))),
+    Case("RMSprop(0.01, rho=0.99, epsilon=0)",
+         (lambda: _opt().RMSprop(0.01, rho=0.99, epsilon=0.0),
+          lambda p: _torch().optim.RMSprop(p, lr=0.01, alpha=0.99, eps=0.0))),
+    Case("Adagrad(0.1, epsilon=1e-300)",
+         (lambda: _opt().Adagrad(0.1, epsilon=1e-300),
+          lambda p: _torch().optim.Adagrad(p, lr=0.1, eps=1e-300, initial_accumulator_value=0.1))),
+]  # fmt: skip
+
+# aiofit activation name -> PyTorch module
+ACTIVATIONS: dict[str, Callable[[], Any]] = {
+    "linear": lambda: _nn().Identity(),
+    "relu": lambda: _nn().ReLU(),
+    "leaky_relu": lambda: _nn().LeakyReLU(0.2),
+    "elu": lambda: _nn().ELU(),
+    "gelu": lambda: _nn().GELU(),
+    "sigmoid": lambda: _nn().Sigmoid(),
+    "tanh": lambda: _nn().Tanh(),
+    "softmax": lambda: _nn().Softmax(dim=1),
+    "softplus": lambda: _nn().Softplus(),
+    "swish": lambda: _nn().SiLU(),
+}
+
+LOSSES = [
+    Case("loss mse", SGD, output="linear", loss=("mse", lambda: _nn().MSELoss()),
+         targets="regression"),
+    Case("loss mae", SGD, output="linear", loss=("mae", lambda: _nn().L1Loss()),
+         targets="regression"),
+    Case("loss huber", SGD, output="linear", loss=("huber", lambda: _nn().HuberLoss()),
+         targets="regression"),
+    Case("loss binary_crossentropy", SGD, output="sigmoid",
+         loss=("binary_crossentropy", lambda: _nn().BCELoss()), targets="binary"),
+    Case("loss categorical_crossentropy", SGD,
+         loss=("categorical_crossentropy", lambda: _nn().CrossEntropyLoss()),
+         targets="one_hot"),
+]  # fmt: skip
+
+BATCH_NORM = Case(
+    "Dense-BatchNormalization-GELU-Dense, SGD", SGD, hidden="gelu", batch_norm=True,
+    skip_weights=[5], note="moving variance",
+)  # fmt: skip
+
+
+def _batch(targets: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
-    return rng.normal(size=(16, 5)) * 3 + 1, rng.integers(0, 3, 16)
+    x = rng.normal(size=(16, 5)) * 3 + 1
+    if targets == "regression":
+        return x, rng.normal(size=(16, 3))
+    if targets == "binary":
+        return x, rng.integers(0, 2, (16, 3)).astype(np.float64)
+    labels = rng.integers(0, 3, 16)
+    return x, (np.eye(3)[labels] if targets == "one_hot" else labels)
 
 
-def _aiofit_model(optimizer: Any, batch_norm: bool) -> Any:
+def _aiofit_model(case: Case) -> Any:
     import aiofit
     from aiofit import layers
 
-    hidden = [layers.Dense(7), layers.BatchNormalization(), layers.Activation("gelu")] \
-        if batch_norm else [layers.Dense(7, activation="tanh")]  # fmt: skip
+    hidden = [layers.Dense(7), layers.BatchNormalization(), layers.Activation(case.hidden)] \
+        if case.batch_norm else [layers.Dense(7, activation=case.hidden)]  # fmt: skip
     model = aiofit.Sequential(
-        [layers.Input(shape=(5,)), *hidden, layers.Dense(3, activation="softmax")],
+        [layers.Input(shape=(5,)), *hidden, layers.Dense(3, activation=case.output)],
         seed=3, dtype="float64",
     )  # fmt: skip
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=case.optimizer[0](), loss=case.loss[0])
     model.build((None, 5))
     return model
 
 
-def _torch_model(weights: list[np.ndarray], batch_norm: bool) -> Any:
-    """The same network in PyTorch, holding ``weights`` (aiofit's order and layout)."""
-    torch = _torch()
-    nn = torch.nn
-    if batch_norm:  # PyTorch's momentum is 1 - Keras's
-        norm = nn.BatchNorm1d(7, eps=1e-3, momentum=0.01, dtype=torch.float64)
-        net = nn.Sequential(nn.Linear(5, 7, dtype=torch.float64), norm, nn.GELU(),
-                            nn.Linear(7, 3, dtype=torch.float64))  # fmt: skip
-        tensors = [net[0].weight, net[0].bias, norm.weight, norm.bias, norm.running_mean,
-                   norm.running_var, net[3].weight, net[3].bias]  # fmt: skip
-    else:
-        net = nn.Sequential(nn.Linear(5, 7, dtype=torch.float64), nn.Tanh(),
-                            nn.Linear(7, 3, dtype=torch.float64))  # fmt: skip
-        tensors = [net[0].weight, net[0].bias, net[2].weight, net[2].bias]
+def _torch_model(case: Case, weights: list[np.ndarray]) -> tuple[Any, list[Any]]:
+    """The same network in PyTorch holding ``weights`` (aiofit's order), and its tensors.
+
+    Under a softmax and a cross-entropy, PyTorch's loss takes the logits.
+    """
+    torch, nn = _torch(), _nn()
+    f64 = torch.float64
+    modules = [nn.Linear(5, 7, dtype=f64)]
+    if case.batch_norm:  # PyTorch's momentum is 1 - Keras's
+        modules.append(nn.BatchNorm1d(7, eps=1e-3, momentum=0.01, dtype=f64))
+    modules += [ACTIVATIONS[case.hidden](), nn.Linear(7, 3, dtype=f64)]
+    if case.output != "softmax":
+        modules.append(ACTIVATIONS[case.output]())
+    net = nn.Sequential(*modules)
+    weighted = [m for m in modules if isinstance(m, nn.Linear | nn.BatchNorm1d)]
+    tensors = [t for m in weighted for t in _weights(m)]
     with torch.no_grad():
         for tensor, w in zip(tensors, weights, strict=True):
             tensor.copy_(torch.from_numpy(w.T.copy() if w.ndim == 2 else w))
     return net, tensors
 
 
-def _compare(make_opt: Callable[[], Any], make_torch_opt: Callable[[Any], Any],
-             batch_norm: bool = False) -> tuple[list[float], float]:  # fmt: skip
+def _weights(module: Any) -> tuple[Any, ...]:
+    """A Linear's or BatchNorm1d's tensors in aiofit's order (Dense, BatchNormalization)."""
+    extra = (module.running_mean, module.running_var) if hasattr(module, "running_var") else ()
+    return (module.weight, module.bias, *extra)
+
+
+def compare(case: Case) -> tuple[list[float], float]:
     """Per-weight max |difference| after :data:`STEPS` steps, and the last loss's."""
     torch = _torch()
-    x, y = _batch()
-    model = _aiofit_model(make_opt(), batch_norm)
-    net, tensors = _torch_model(model.get_weights(), batch_norm)
-    optimizer, loss_fn = make_torch_opt(net.parameters()), torch.nn.CrossEntropyLoss()
+    x, y = _batch(case.targets)
+    model = _aiofit_model(case)
+    net, tensors = _torch_model(case, model.get_weights())
+    optimizer, loss_fn = case.optimizer[1](net.parameters()), case.loss[1]()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(STEPS):
         ours = model.train_on_batch(x, y)["loss"]
@@ -126,10 +198,13 @@ def _compare(make_opt: Callable[[], Any], make_torch_opt: Callable[[Any], Any],
     return diffs, abs(ours - theirs.item())
 
 
-def _row(case: str, diffs: list[float], loss_diff: float, note: str = "") -> dict[str, Any]:
+def _row(case: Case) -> dict[str, Any]:
+    diffs, loss_diff = compare(case)
+    apart = [diffs.pop(i) for i in sorted(case.skip_weights, reverse=True)]
+    note = "".join(f"; {case.note} {d:.1e} (biased vs unbiased, by design)" for d in apart)
     worst = max(diffs)
     return make_row(
-        "parity with PyTorch", case,
+        "parity with PyTorch", case.name,
         f"max |weight difference| {worst:.1e}, |loss difference| {loss_diff:.1e} "
         f"after {STEPS} steps (float64){note}",
         target=f"<= {TOLERANCE:g}", passed=worst <= TOLERANCE and loss_diff <= TOLERANCE,
@@ -137,21 +212,18 @@ def _row(case: str, diffs: list[float], loss_diff: float, note: str = "") -> dic
     )  # fmt: skip
 
 
+def _activation_cases() -> list[Case]:
+    return [Case(f"activation {name}", SGD, hidden=name) for name in ACTIVATIONS]
+
+
 def run(level: str = "full") -> list[dict[str, Any]]:
-    """One row per optimizer, then the BatchNormalization model (smoke: the first only)."""
+    """Every optimizer, activation and loss, and the BatchNormalization model (smoke: one)."""
     try:
         _torch()
     except ImportError:
         return [make_row("parity with PyTorch", "-", "torch not installed")]
-    rows = [_row(case, *_compare(ours, theirs))
-            for case, ours, theirs in pick(level, OPTIMIZERS[:1], OPTIMIZERS, OPTIMIZERS)]
-    if level != "smoke":
-        diffs, loss_diff = _compare(OPTIMIZERS[0][1], OPTIMIZERS[0][2], batch_norm=True)
-        moving_variance = diffs.pop(5)  # see the module docstring
-        rows.append(_row("Dense-BatchNormalization-GELU-Dense, SGD", diffs, loss_diff,
-                         f"; moving variance {moving_variance:.1e} (biased vs unbiased, "
-                         "by design)"))  # fmt: skip
-    return rows
+    every = [*OPTIMIZERS, *_activation_cases(), *LOSSES, BATCH_NORM]
+    return [_row(case) for case in pick(level, OPTIMIZERS[:1], every, every)]
 
 
 def main() -> None:
