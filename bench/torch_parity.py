@@ -63,30 +63,27 @@ def _nn() -> Any:
     return _torch().nn
 
 
-SGD = (lambda: _opt().SGD(0.1), lambda p: _torch().optim.SGD(p, lr=0.1))
+def _optimizer(name: str, lr: float, ours: dict[str, Any], theirs: dict[str, Any]) -> Case:
+    """A case for optimizer ``name`` (the class is so named in both libraries)."""
+    args = ", ".join([f"{lr:g}", *(f"{k}={v if isinstance(v, bool) else format(v, 'g')}"
+                                   for k, v in ours.items())])
+    return Case(f"{name}({args})", (lambda: getattr(_opt(), name)(lr, **ours),
+                                    lambda p: getattr(_torch().optim, name)(p, lr=lr, **theirs)))
+
+
+SGD = _optimizer("SGD", 0.1, {}, {}).optimizer
 
 OPTIMIZERS = [
-    Case("SGD(0.1, momentum=0.9)",
-         (lambda: _opt().SGD(0.1, momentum=0.9),
-          lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9))),
-    Case("SGD(0.1, momentum=0.9, nesterov=True)",
-         (lambda: _opt().SGD(0.1, momentum=0.9, nesterov=True),
-          lambda p: _torch().optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True))),
-    Case("Adam(0.01, epsilon=0)",
-         (lambda: _opt().Adam(0.01, epsilon=0.0),
-          lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0))),
-    Case("Adam(0.01, epsilon=0, amsgrad=True)",
-         (lambda: _opt().Adam(0.01, epsilon=0.0, amsgrad=True),
-          lambda p: _torch().optim.Adam(p, lr=0.01, eps=0.0, amsgrad=True))),
-    Case("AdamW(0.01, weight_decay=0.1, epsilon=0)",
-         (lambda: _opt().AdamW(0.01, weight_decay=0.1, epsilon=0.0),
-          lambda p: _torch().optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=0.0))),
-    Case("RMSprop(0.01, rho=0.99, epsilon=0)",
-         (lambda: _opt().RMSprop(0.01, rho=0.99, epsilon=0.0),
-          lambda p: _torch().optim.RMSprop(p, lr=0.01, alpha=0.99, eps=0.0))),
-    Case("Adagrad(0.1, epsilon=1e-300)",
-         (lambda: _opt().Adagrad(0.1, epsilon=1e-300),
-          lambda p: _torch().optim.Adagrad(p, lr=0.1, eps=1e-300, initial_accumulator_value=0.1))),
+    _optimizer("SGD", 0.1, {"momentum": 0.9}, {"momentum": 0.9}),
+    _optimizer("SGD", 0.1, {"momentum": 0.9, "nesterov": True},
+               {"momentum": 0.9, "nesterov": True}),
+    _optimizer("Adam", 0.01, {"epsilon": 0.0}, {"eps": 0.0}),
+    _optimizer("Adam", 0.01, {"epsilon": 0.0, "amsgrad": True}, {"eps": 0.0, "amsgrad": True}),
+    _optimizer("AdamW", 0.01, {"weight_decay": 0.1, "epsilon": 0.0},
+               {"weight_decay": 0.1, "eps": 0.0}),
+    _optimizer("RMSprop", 0.01, {"rho": 0.99, "epsilon": 0.0}, {"alpha": 0.99, "eps": 0.0}),
+    _optimizer("Adagrad", 0.1, {"epsilon": 1e-300},
+               {"eps": 1e-300, "initial_accumulator_value": 0.1}),  # Keras's default
 ]  # fmt: skip
 
 # aiofit activation name -> PyTorch module
