@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import callbacks, layers, losses, metrics, optimizers, sources
+from . import (
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+    sources,
+)
 from ._exceptions import DataError
 from ._protocol import Trainable
 from .callbacks import History
@@ -34,12 +43,14 @@ __all__ = [
     "callbacks",
     "evaluate",
     "fit",
+    "initializers",
     "layers",
     "load_model",
     "losses",
     "metrics",
     "optimizers",
     "predict",
+    "regularizers",
     "run",
     "sources",
 ]

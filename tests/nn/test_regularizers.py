@@ -70,3 +70,22 @@ def test_config_round_trips_through_json(reg: regularizers.Regularizer) -> None:
 def test_rejects_bad_factors(bad: object) -> None:
     with pytest.raises(ValueError, match=f"Received: l2={bad!r}"):
         regularizers.L2(bad)  # type: ignore[arg-type]
+
+
+def test_public_modules_as_a_keras_user_writes_them(tmp_path) -> None:
+    """``from aiofit import regularizers, initializers``, as ``from keras import ...``."""
+    import aiofit
+    from aiofit import initializers, layers
+    from aiofit import regularizers as public
+
+    assert public.L1L2 is regularizers.L1L2
+    dense = layers.Dense(3, kernel_initializer=initializers.Constant(0.5),
+                         kernel_regularizer=public.L2(0.1))
+    model = aiofit.Sequential([layers.Input(shape=(2,)), dense], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2)), np.zeros((4, 3))
+    # outputs 1.0 everywhere: mse 1.0, penalty 0.1 * (6 kernel entries * 0.25)
+    assert model.train_on_batch(x, y)["loss"] == pytest.approx(1.0 + 0.15)
+    model.save(tmp_path / "m.aiofit")
+    again = aiofit.load_model(tmp_path / "m.aiofit")
+    assert again.layers[-1].kernel_regularizer.l2 == pytest.approx(0.1)
