@@ -2,17 +2,18 @@
 
 Not a speed benchmark. The same small float64 network is built in aiofit and in
 PyTorch from the same weights and takes 6 steps on the same batch; each row
-reports the largest weight difference and the last loss's difference. Three
-families: every optimizer (5-7-3, tanh, softmax + sparse cross-entropy; PyTorch:
-logits + CrossEntropyLoss), every activation (the hidden layer's, under SGD),
-and the losses (each with its output layer). Each is configured where the two
-libraries define the same thing: epsilon 0 for Adam, AdamW and RMSprop (Keras
-adds it outside the root after bias correction, PyTorch inside), epsilon 1e-300
-for Adagrad (Keras adds it under the root, PyTorch outside), leaky_relu's slope
-0.2 (Keras's default; PyTorch's is 0.01). A BatchNormalization model checks its
-forward and backward passes and moving mean; its moving variance differs by
+reports the largest weight difference and the last loss's difference. Covered:
+every optimizer (5-7-3, tanh, softmax + sparse cross-entropy; PyTorch: logits +
+CrossEntropyLoss), every activation (the hidden layer's, under SGD), the losses
+(each with its output layer), an L1L2 kernel regularizer (PyTorch: the penalty
+added to the loss), ``clipvalue`` (PyTorch: ``clip_grad_value_``) and a
+BatchNormalization model. Each is configured where the two libraries define the
+same thing: epsilon 0 for Adam, AdamW and RMSprop (Keras adds it outside the
+root after bias correction, PyTorch inside), epsilon 1e-300 for Adagrad (Keras
+adds it under the root, PyTorch outside), leaky_relu's slope 0.2 (Keras's
+default; PyTorch's is 0.01). BatchNormalization's moving variance differs by
 design (Keras 3 averages the biased batch variance, PyTorch the unbiased one),
-and the row shows by how much.
+and its row shows by how much.
 
 Run: ``python -m bench.torch_parity`` (a few seconds), or ``python -m bench``.
 """
@@ -45,6 +46,9 @@ class Case:
     batch_norm: bool = False
     skip_weights: list[int] = field(default_factory=list)  # indices reported apart
     note: str = ""
+    l1: float = 0.0  # the hidden kernel's regularizer (aiofit's L1L2; PyTorch: added to the loss)
+    l2: float = 0.0
+    torch_clipvalue: float | None = None  # PyTorch's side of an aiofit clipvalue
 
 
 def _opt() -> Any:
@@ -114,6 +118,13 @@ LOSSES = [
          targets="one_hot"),
 ]  # fmt: skip
 
+REGULARIZED = [
+    Case("L1L2(l1=0.01, l2=0.02) on the hidden kernel, SGD", SGD, l1=0.01, l2=0.02),
+    Case("SGD(0.1, momentum=0.9, clipvalue=0.05)",
+         _optimizer("SGD", 0.1, {"momentum": 0.9, "clipvalue": 0.05}, {"momentum": 0.9}).optimizer,
+         torch_clipvalue=0.05),
+]  # fmt: skip
+
 BATCH_NORM = Case(
     "Dense-BatchNormalization-GELU-Dense, SGD", SGD, hidden="gelu", batch_norm=True,
     skip_weights=[5], note="moving variance",
@@ -133,10 +144,13 @@ def _batch(targets: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _aiofit_model(case: Case) -> Any:
     import aiofit
-    from aiofit import layers
+    from aiofit import layers, regularizers
 
-    hidden = [layers.Dense(7), layers.BatchNormalization(), layers.Activation(case.hidden)] \
-        if case.batch_norm else [layers.Dense(7, activation=case.hidden)]  # fmt: skip
+    penalty = regularizers.L1L2(case.l1, case.l2) if case.l1 or case.l2 else None
+    dense = layers.Dense(7, kernel_regularizer=penalty)
+    hidden = [dense, layers.BatchNormalization(), layers.Activation(case.hidden)] \
+        if case.batch_norm else [layers.Dense(7, activation=case.hidden,
+                                              kernel_regularizer=penalty)]  # fmt: skip
     model = aiofit.Sequential(
         [layers.Input(shape=(5,)), *hidden, layers.Dense(3, activation=case.output)],
         seed=3, dtype="float64",
@@ -185,8 +199,11 @@ def compare(case: Case) -> tuple[list[float], float]:
     for _ in range(STEPS):
         ours = model.train_on_batch(x, y)["loss"]
         optimizer.zero_grad()
-        theirs = loss_fn(net(tx), ty)
+        kernel = tensors[0]
+        theirs = loss_fn(net(tx), ty) + case.l1 * kernel.abs().sum() + case.l2 * (kernel**2).sum()
         theirs.backward()
+        if case.torch_clipvalue is not None:
+            torch.nn.utils.clip_grad_value_(net.parameters(), case.torch_clipvalue)
         optimizer.step()
     diffs = []
     for w, tensor in zip(model.get_weights(), tensors, strict=True):
@@ -214,12 +231,13 @@ def _activation_cases() -> list[Case]:
 
 
 def run(level: str = "full") -> list[dict[str, Any]]:
-    """Every optimizer, activation and loss, and the BatchNormalization model (smoke: one)."""
+    """Every optimizer, activation and loss, a regularizer, clipping, and the
+    BatchNormalization model (smoke: the first optimizer only)."""
     try:
         _torch()
     except ImportError:
         return [make_row("parity with PyTorch", "-", "torch not installed")]
-    every = [*OPTIMIZERS, *_activation_cases(), *LOSSES, BATCH_NORM]
+    every = [*OPTIMIZERS, *_activation_cases(), *LOSSES, *REGULARIZED, BATCH_NORM]
     return [_row(case) for case in pick(level, OPTIMIZERS[:1], every, every)]
 
 
