@@ -6,8 +6,9 @@ reports the largest weight difference and the last loss's difference. Covered:
 every optimizer (5-7-3, tanh, softmax + sparse cross-entropy; PyTorch: logits +
 CrossEntropyLoss), every activation (the hidden layer's, under SGD), the losses
 (each with its output layer), an L1L2 kernel regularizer (PyTorch: the penalty
-added to the loss), ``clipvalue`` (PyTorch: ``clip_grad_value_``) and a
-BatchNormalization model. Each is configured where the two libraries define the
+added to the loss), ``clipvalue`` (PyTorch: ``clip_grad_value_``), sample weights
+(PyTorch: Keras's rule written over the unreduced loss) and a BatchNormalization
+model. Each is configured where the two libraries define the
 same thing: epsilon 0 for Adam, AdamW and RMSprop (Keras adds it outside the
 root after bias correction, PyTorch inside), epsilon 1e-300 for Adagrad (Keras
 adds it under the root, PyTorch outside), leaky_relu's slope 0.2 (Keras's
@@ -49,6 +50,9 @@ class Case:
     l1: float = 0.0  # the hidden kernel's regularizer (aiofit's L1L2; PyTorch: added to the loss)
     l2: float = 0.0
     torch_clipvalue: float | None = None  # PyTorch's side of an aiofit clipvalue
+    # Keras's weighting rule, sum(loss_i * w_i) / n, written out on PyTorch's side
+    # over its unreduced loss (the loss factory then takes ``reduction="none"``)
+    sample_weight: bool = False
 
 
 def _opt() -> Any:
@@ -123,6 +127,9 @@ REGULARIZED = [
     Case("SGD(0.1, momentum=0.9, clipvalue=0.05)",
          _optimizer("SGD", 0.1, {"momentum": 0.9, "clipvalue": 0.05}, {"momentum": 0.9}).optimizer,
          torch_clipvalue=0.05),
+    Case("sample_weight, SGD", SGD, sample_weight=True,
+         loss=("sparse_categorical_crossentropy",
+               lambda: _nn().CrossEntropyLoss(reduction="none"))),
 ]  # fmt: skip
 
 BATCH_NORM = Case(
@@ -196,11 +203,15 @@ def compare(case: Case) -> tuple[list[float], float]:
     net, tensors = _torch_model(case, model.get_weights())
     optimizer, loss_fn = case.optimizer[1](net.parameters()), case.loss[1]()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    w = np.random.default_rng(2).uniform(0, 2, len(x)) if case.sample_weight else None
     for _ in range(STEPS):
-        ours = model.train_on_batch(x, y)["loss"]
+        ours = model.train_on_batch(x, y, sample_weight=w)["loss"]
         optimizer.zero_grad()
         kernel = tensors[0]
-        theirs = loss_fn(net(tx), ty) + case.l1 * kernel.abs().sum() + case.l2 * (kernel**2).sum()
+        theirs = loss_fn(net(tx), ty)
+        if w is not None:
+            theirs = (theirs * torch.from_numpy(w)).sum() / len(x)
+        theirs = theirs + case.l1 * kernel.abs().sum() + case.l2 * (kernel**2).sum()
         theirs.backward()
         if case.torch_clipvalue is not None:
             torch.nn.utils.clip_grad_value_(net.parameters(), case.torch_clipvalue)
